@@ -1,0 +1,562 @@
+//! The typed configuration: what the parser produces and the dataplane compiles. Every
+//! value here is already validated; the dataplane never re-parses text.
+
+use crate::error::Location;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole configuration, all files merged in order.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The `global` sections, merged.
+    pub global: Global,
+    /// Frontends, backends and listens, in file order.
+    pub proxies: Vec<Proxy>,
+    /// `peers` sections (parsed; the stick-table issue runs them).
+    pub peers: Vec<Peers>,
+    /// `resolvers` sections (parsed; the DNS issue runs them).
+    pub resolvers: Vec<Resolvers>,
+}
+
+impl Config {
+    /// Finds a proxy able to act as a backend by name.
+    pub fn backend(&self, name: &str) -> Option<&Proxy> {
+        self.proxies
+            .iter()
+            .find(|p| p.name == name && p.kind.has_backend())
+    }
+}
+
+/// Process-wide settings from `global`.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `daemon`: go to the background unless `-d` or `-db` says otherwise.
+    pub daemon: bool,
+    /// `maxconn`: the most concurrent client connections for the whole process.
+    pub maxconn: u32,
+    /// `nbthread`: how many executors; `None` means one per available CPU.
+    pub nbthread: Option<usize>,
+    /// `cpu-map` lines, in order.
+    pub cpu_map: Vec<CpuMap>,
+    /// `pidfile`.
+    pub pidfile: Option<PathBuf>,
+    /// `maxpipes`: most pipes kept for splicing, per process.
+    pub maxpipes: Option<usize>,
+    /// Buffer and parser limits.
+    pub tune: Tune,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            daemon: false,
+            maxconn: 4096,
+            nbthread: None,
+            cpu_map: Vec::new(),
+            pidfile: None,
+            maxpipes: None,
+            tune: Tune::default(),
+        }
+    }
+}
+
+/// `tune.*` settings that bound memory and input sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tune {
+    /// `tune.bufsize`: the size of one connection buffer.
+    pub bufsize: usize,
+    /// `tune.maxrewrite`: the part of a buffer kept free for header rewrites.
+    pub maxrewrite: usize,
+    /// `tune.http.maxhdr`: the most header lines in one message.
+    pub http_maxhdr: usize,
+    /// `tune.pipesize`: the size of each splice pipe, when set.
+    pub pipesize: Option<usize>,
+}
+
+impl Default for Tune {
+    fn default() -> Self {
+        Self {
+            bufsize: 16384,
+            maxrewrite: 1024,
+            http_maxhdr: 101,
+            pipesize: None,
+        }
+    }
+}
+
+impl Tune {
+    /// The most bytes a request or response head may take.
+    pub fn max_head(&self) -> usize {
+        self.bufsize - self.maxrewrite
+    }
+}
+
+/// One `cpu-map` line: which CPUs the threads in `threads` run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuMap {
+    /// One-based thread numbers, as HAProxy counts them.
+    pub threads: Vec<usize>,
+    /// CPU numbers.
+    pub cpus: Vec<usize>,
+    /// `auto:`: spread the threads one CPU each over `cpus`, in order.
+    pub auto: bool,
+}
+
+/// What a proxy section is, which decides the keywords it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// `defaults`: settings inherited by later sections.
+    Defaults,
+    /// `frontend`: accepts clients.
+    Frontend,
+    /// `backend`: holds servers.
+    Backend,
+    /// `listen`: both at once.
+    Listen,
+}
+
+impl ProxyKind {
+    /// The section keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ProxyKind::Defaults => "defaults",
+            ProxyKind::Frontend => "frontend",
+            ProxyKind::Backend => "backend",
+            ProxyKind::Listen => "listen",
+        }
+    }
+
+    /// Whether clients connect to it.
+    pub fn has_frontend(self) -> bool {
+        matches!(self, ProxyKind::Frontend | ProxyKind::Listen)
+    }
+
+    /// Whether it holds servers.
+    pub fn has_backend(self) -> bool {
+        matches!(self, ProxyKind::Backend | ProxyKind::Listen)
+    }
+}
+
+/// `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Plain TCP relay (HAProxy's default).
+    #[default]
+    Tcp,
+    /// HTTP/1.x with header processing.
+    Http,
+}
+
+/// How the client side of an HTTP connection is handled after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpConnMode {
+    /// Keep-alive on both sides (default).
+    #[default]
+    KeepAlive,
+    /// `option http-server-close`: keep the client, close the server after each response.
+    ServerClose,
+    /// `option httpclose`: close both sides after each exchange.
+    Close,
+}
+
+/// `http-reuse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpReuse {
+    /// Never share a server connection between client connections.
+    Never,
+    /// A client's first request gets a fresh connection; later ones may reuse (default).
+    #[default]
+    Safe,
+    /// Reuse connections that already carried more than one request.
+    Aggressive,
+    /// Always reuse an idle connection when there is one.
+    Always,
+}
+
+/// The `timeout` family; `None` means not set (HAProxy warns and waits forever; percore
+/// applies no limit either, except for the head, which is always bounded by `client`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `timeout connect`.
+    pub connect: Option<Duration>,
+    /// `timeout client`.
+    pub client: Option<Duration>,
+    /// `timeout server`.
+    pub server: Option<Duration>,
+    /// `timeout http-request`: the whole request head must arrive within it.
+    pub http_request: Option<Duration>,
+    /// `timeout http-keep-alive`: idle time between two requests.
+    pub http_keep_alive: Option<Duration>,
+    /// `timeout client-fin`: once the client half-closed.
+    pub client_fin: Option<Duration>,
+    /// `timeout server-fin`: once the server half-closed.
+    pub server_fin: Option<Duration>,
+    /// `timeout tunnel`: bidirectional idle time for tunnels (TCP, websocket).
+    pub tunnel: Option<Duration>,
+    /// `timeout queue`: the longest a request waits for a server slot.
+    pub queue: Option<Duration>,
+}
+
+/// `option forwardfor [except NET] [header NAME] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFor {
+    /// Sources in this network get no header.
+    pub except: Option<IpNet>,
+    /// Header name (default `X-Forwarded-For`).
+    pub header: String,
+    /// Only add the header when the request has none.
+    pub if_none: bool,
+}
+
+/// `option originalto [except NET] [header NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalTo {
+    /// Destinations in this network get no header.
+    pub except: Option<IpNet>,
+    /// Header name (default `X-Original-To`).
+    pub header: String,
+}
+
+/// An address with a prefix length, as in `except 10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `ADDR[/LEN]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{s}' is not an IP network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => {
+                if let (Ok(mask), IpAddr::V4(_)) = (p.parse::<std::net::Ipv4Addr>(), addr) {
+                    u32::from(mask).count_ones() as u8
+                } else {
+                    p.parse::<u8>()
+                        .ok()
+                        .filter(|&p| p <= max)
+                        .ok_or_else(|| format!("bad prefix length in '{s}'"))?
+                }
+            }
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The `option splice-*` choices: which directions of a TCP relay may use splice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Splice {
+    /// `option splice-auto`.
+    pub auto: bool,
+    /// `option splice-request`.
+    pub request: bool,
+    /// `option splice-response`.
+    pub response: bool,
+}
+
+/// Boolean and small `option` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `option redispatch`: the last retry may go to another server.
+    pub redispatch: bool,
+    /// `option http-server-close` / `option httpclose`.
+    pub http_conn_mode: HttpConnMode,
+    /// `option forwardfor`.
+    pub forwardfor: Option<ForwardFor>,
+    /// `option originalto`.
+    pub originalto: Option<OriginalTo>,
+    /// `option splice-*`.
+    pub splice: Splice,
+}
+
+/// A proxy section: frontend, backend, listen, or defaults.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Section name (empty for an anonymous defaults).
+    pub name: String,
+    /// What kind of section.
+    pub kind: ProxyKind,
+    /// Where the section starts.
+    pub location: Location,
+    /// `mode`.
+    pub mode: Mode,
+    /// `bind` lines.
+    pub binds: Vec<Bind>,
+    /// `maxconn` of a frontend.
+    pub maxconn: Option<u32>,
+    /// `default_backend`.
+    pub default_backend: Option<Named>,
+    /// Unconditional `use_backend` lines (the first wins).
+    pub use_backend: Vec<Named>,
+    /// `balance`.
+    pub balance: Balance,
+    /// `server` lines.
+    pub servers: Vec<Server>,
+    /// `default-server` settings applied to later `server` lines.
+    pub default_server: ServerOptions,
+    /// `timeout *`.
+    pub timeouts: Timeouts,
+    /// `retries`.
+    pub retries: u32,
+    /// `option *`.
+    pub options: Options,
+    /// `http-reuse`.
+    pub http_reuse: HttpReuse,
+    /// `errorfile CODE FILE`, with the file's contents read at load.
+    pub errorfiles: Vec<ErrorFile>,
+}
+
+impl Proxy {
+    /// A fresh section with HAProxy's defaults.
+    pub fn new(name: &str, kind: ProxyKind, location: Location) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            location,
+            mode: Mode::Tcp,
+            binds: Vec::new(),
+            maxconn: None,
+            default_backend: None,
+            use_backend: Vec::new(),
+            balance: Balance::RoundRobin,
+            servers: Vec::new(),
+            default_server: ServerOptions::default(),
+            timeouts: Timeouts::default(),
+            retries: 3,
+            options: Options::default(),
+            http_reuse: HttpReuse::default(),
+            errorfiles: Vec::new(),
+        }
+    }
+}
+
+/// A name that refers to another section, with the line that named it for errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The referenced name.
+    pub name: String,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// `errorfile CODE FILE`: a complete HTTP response sent instead of the built-in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFile {
+    /// Status code it replaces.
+    pub status: u16,
+    /// The raw response, as read from the file.
+    pub response: Vec<u8>,
+}
+
+/// `balance`: the algorithms of this issue (the rest come with server selection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// `roundrobin`, weighted.
+    #[default]
+    RoundRobin,
+}
+
+/// Where a `bind` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddr {
+    /// An IP address (`None` for `*` / all IPv4, `::` for all IPv6) and port range.
+    Inet {
+        /// The address; `None` means every IPv4 address.
+        ip: Option<IpAddr>,
+        /// First port.
+        port: u16,
+        /// Last port (same as `port` unless a range was given).
+        port_end: u16,
+    },
+    /// A UNIX stream socket path.
+    Unix(PathBuf),
+    /// An inherited, already listening file descriptor (`fd@N`).
+    Fd(i32),
+}
+
+/// One `bind` line (one per address when the line lists several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Where it listens.
+    pub addr: BindAddr,
+    /// `accept-proxy`: a PROXY protocol header must start each connection.
+    pub accept_proxy: bool,
+    /// `name`.
+    pub name: Option<String>,
+    /// `backlog`.
+    pub backlog: Option<u32>,
+    /// `mode` for UNIX sockets (octal).
+    pub unix_mode: Option<u32>,
+    /// `user` for UNIX sockets (a name or a number).
+    pub unix_user: Option<String>,
+    /// `group` for UNIX sockets (a name or a number).
+    pub unix_group: Option<String>,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// Which PROXY protocol header a server connection starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendProxy {
+    /// `send-proxy`: the text form.
+    V1,
+    /// `send-proxy-v2`: the binary form.
+    V2,
+}
+
+/// The settings a `server` or `default-server` line may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// `weight` (0..=256, default 1).
+    pub weight: u32,
+    /// `maxconn`: concurrent requests per server; excess waits in the queue.
+    pub maxconn: Option<u32>,
+    /// `maxqueue`: the most requests waiting for this server.
+    pub maxqueue: Option<u32>,
+    /// `send-proxy` / `send-proxy-v2`.
+    pub send_proxy: Option<SendProxy>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            weight: 1,
+            maxconn: None,
+            maxqueue: None,
+            send_proxy: None,
+        }
+    }
+}
+
+/// One `server` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Server name, unique in its backend.
+    pub name: String,
+    /// Host (an IP address or a name resolved at start) as written.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Its settings.
+    pub options: ServerOptions,
+    /// Where it was written.
+    pub location: Location,
+}
+
+/// A `peers` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers {
+    /// Section name.
+    pub name: String,
+    /// `peer NAME HOST:PORT` lines.
+    pub peers: Vec<Peer>,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+/// One `peer` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Peer name (matched against `-L` or the host name).
+    pub name: String,
+    /// Host as written.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// A `resolvers` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolvers {
+    /// Section name.
+    pub name: String,
+    /// `nameserver NAME HOST:PORT` lines.
+    pub nameservers: Vec<Peer>,
+    /// `resolve_retries`.
+    pub resolve_retries: u32,
+    /// `timeout resolve`.
+    pub timeout_resolve: Duration,
+    /// `timeout retry`.
+    pub timeout_retry: Duration,
+    /// `hold STATUS PERIOD` lines.
+    pub hold: Vec<(HoldStatus, Duration)>,
+    /// `accepted_payload_size`.
+    pub accepted_payload_size: u32,
+    /// `parse-resolv-conf`.
+    pub parse_resolv_conf: bool,
+    /// Where the section starts.
+    pub location: Location,
+}
+
+/// The response classes `hold` applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    /// `hold nx`.
+    Nx,
+    /// `hold other`.
+    Other,
+    /// `hold refused`.
+    Refused,
+    /// `hold timeout`.
+    Timeout,
+    /// `hold valid`.
+    Valid,
+    /// `hold obsolete`.
+    Obsolete,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipnet() {
+        let net = IpNet::parse("192.0.2.0/24").unwrap();
+        assert!(net.contains("192.0.2.77".parse().unwrap()));
+        assert!(!net.contains("192.0.3.1".parse().unwrap()));
+        assert!(net.contains("::ffff:192.0.2.1".parse().unwrap()));
+        let any = IpNet::parse("0.0.0.0/0").unwrap();
+        assert!(any.contains("8.8.8.8".parse().unwrap()));
+        let mask = IpNet::parse("10.0.0.0/255.0.0.0").unwrap();
+        assert_eq!(mask.prefix, 8);
+        assert!(IpNet::parse("10.0.0.0/33").is_err());
+        assert!(IpNet::parse("nope").is_err());
+        let v6 = IpNet::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,157 @@
+//! HAProxy keywords percore knows of but does not run yet, with the piece of work that
+//! brings each one, so that `percore -c` can say precisely why a config is refused.
+
+/// The work item that will bring a keyword or option.
+pub fn planned(keyword: &str) -> Option<&'static str> {
+    let table: &[(&[&str], &str)] = &[
+        (
+            &[
+                "cookie",
+                "hash-type",
+                "hash-balance-factor",
+                "http-check",
+                "tcp-check",
+                "monitor-uri",
+                "monitor",
+                "fullconn",
+                "check",
+                "inter",
+                "fastinter",
+                "downinter",
+                "rise",
+                "fall",
+                "slowstart",
+                "track",
+                "observe",
+                "error-limit",
+                "on-error",
+                "agent-check",
+                "agent-port",
+                "agent-inter",
+                "agent-send",
+                "backup",
+                "disabled",
+                "minconn",
+                "id",
+                "addr",
+                "port",
+                "source",
+                "option httpchk",
+                "option tcp-check",
+                "option persist",
+                "option allbackups",
+                "option log-health-checks",
+                "timeout check",
+            ],
+            "server selection, issue #4",
+        ),
+        (
+            &[
+                "acl",
+                "http-request",
+                "http-response",
+                "http-after-response",
+                "tcp-request",
+                "tcp-response",
+                "use-server",
+                "redirect",
+                "errorfiles",
+                "http-errors",
+                "capture",
+                "declare",
+                "unique-id-format",
+                "unique-id-header",
+                "option http-buffer-request",
+                "use_backend if",
+                "use_backend unless",
+            ],
+            "the rules engine, issue #5",
+        ),
+        (
+            &[
+                "stick-table",
+                "stick",
+                "table",
+                "peer",
+                "localpeer",
+                "sc0",
+                "track-sc0",
+            ],
+            "stick tables and peers (planned)",
+        ),
+        (
+            &[
+                "ssl",
+                "crt",
+                "ca-file",
+                "verify",
+                "sni",
+                "alpn",
+                "ssl-min-ver",
+                "ssl-max-ver",
+                "force-tlsv12",
+                "force-tlsv13",
+                "ssl-default-bind-options",
+                "ssl-default-bind-ciphers",
+                "ssl-default-server-options",
+                "ssl-default-server-ciphers",
+                "crt-list",
+                "ciphers",
+                "ciphersuites",
+                "tune.ssl.default-dh-param",
+            ],
+            "TLS (planned)",
+        ),
+        (
+            &[
+                "resolvers",
+                "resolve-prefer",
+                "init-addr",
+                "server-template",
+                "resolve-opts",
+            ],
+            "DNS resolvers (planned)",
+        ),
+        (
+            &[
+                "log",
+                "log-format",
+                "log-tag",
+                "log-send-hostname",
+                "option httplog",
+                "option tcplog",
+                "option dontlognull",
+                "option dontlog-normal",
+                "option log-separate-errors",
+                "option logasap",
+                "stats",
+                "user",
+                "group",
+                "description",
+                "node",
+                "master-worker",
+                "expose-fd",
+                "email-alert",
+            ],
+            "logs, stats and the runtime socket (planned)",
+        ),
+        (
+            &["compression", "cache", "filter", "http-send-name-header"],
+            "later: compression, cache",
+        ),
+    ];
+    table
+        .iter()
+        .find(|(words, _)| words.contains(&keyword))
+        .map(|(_, what)| *what)
+}
+
+/// The error text for a keyword that is planned or unknown, naming the section kind.
+pub fn unsupported(keyword: &str, section: &str) -> String {
+    match planned(keyword) {
+        Some(work) => {
+            format!("'{keyword}' in '{section}' section is not supported by percore yet ({work})")
+        }
+        None => format!("unknown keyword '{keyword}' in '{section}' section"),
+    }
+}

@@ -1,0 +1,703 @@
+//! Keywords of proxy sections (`defaults`, `frontend`, `backend`, `listen`), as a
+//! declarative table naming the sections each keyword is allowed in.
+
+use crate::error::Location;
+use crate::global::{no_args, one};
+use crate::model::{
+    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HttpConnMode, HttpReuse, IpNet, Mode, Named,
+    OriginalTo, Proxy, ProxyKind, SendProxy, Server, ServerOptions,
+};
+use crate::parser::check_name;
+use crate::planned::{planned, unsupported};
+use crate::units::{parse_time, parse_uint};
+
+const D: u8 = 1;
+const F: u8 = 2;
+const B: u8 = 4;
+const L: u8 = 8;
+const ALL: u8 = D | F | B | L;
+
+type Handler = fn(&mut Proxy, &[String], &Location, &mut Vec<String>) -> Result<(), String>;
+
+struct Keyword {
+    name: &'static str,
+    sections: u8,
+    parse: Handler,
+}
+
+const KEYWORDS: &[Keyword] = &[
+    Keyword {
+        name: "mode",
+        sections: ALL,
+        parse: mode,
+    },
+    Keyword {
+        name: "bind",
+        sections: F | L,
+        parse: bind,
+    },
+    Keyword {
+        name: "maxconn",
+        sections: D | F | L,
+        parse: maxconn,
+    },
+    Keyword {
+        name: "default_backend",
+        sections: D | F | L,
+        parse: default_backend,
+    },
+    Keyword {
+        name: "use_backend",
+        sections: F | L,
+        parse: use_backend,
+    },
+    Keyword {
+        name: "balance",
+        sections: D | B | L,
+        parse: balance,
+    },
+    Keyword {
+        name: "server",
+        sections: B | L,
+        parse: server,
+    },
+    Keyword {
+        name: "default-server",
+        sections: D | B | L,
+        parse: default_server,
+    },
+    Keyword {
+        name: "timeout",
+        sections: ALL,
+        parse: timeout,
+    },
+    Keyword {
+        name: "retries",
+        sections: D | B | L,
+        parse: retries,
+    },
+    Keyword {
+        name: "option",
+        sections: ALL,
+        parse: option,
+    },
+    Keyword {
+        name: "no",
+        sections: ALL,
+        parse: no_option,
+    },
+    Keyword {
+        name: "http-reuse",
+        sections: D | B | L,
+        parse: http_reuse,
+    },
+    Keyword {
+        name: "errorfile",
+        sections: ALL,
+        parse: errorfile,
+    },
+];
+
+fn bit(kind: ProxyKind) -> u8 {
+    match kind {
+        ProxyKind::Defaults => D,
+        ProxyKind::Frontend => F,
+        ProxyKind::Backend => B,
+        ProxyKind::Listen => L,
+    }
+}
+
+/// Applies one line of a proxy section. Warnings are pushed to `warnings`.
+pub fn keyword(
+    p: &mut Proxy,
+    words: &[String],
+    loc: &Location,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let kw = words[0].as_str();
+    let section = p.kind.keyword();
+    let Some(k) = KEYWORDS.iter().find(|k| k.name == kw) else {
+        return Err(unsupported(kw, section));
+    };
+    if k.sections & bit(p.kind) == 0 {
+        return Err(format!("'{kw}' is not allowed in a '{section}' section"));
+    }
+    (k.parse)(p, &words[1..], loc, warnings)
+}
+
+fn mode(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    p.mode = match one("mode", args)? {
+        "tcp" => Mode::Tcp,
+        "http" => Mode::Http,
+        "health" => return Err("'mode health' was removed in HAProxy 2.4".into()),
+        other => return Err(format!("'mode' expects 'tcp' or 'http', got '{other}'")),
+    };
+    Ok(())
+}
+
+fn maxconn(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.maxconn = Some(parse_uint("maxconn", one("maxconn", args)?)?);
+    Ok(())
+}
+
+fn default_backend(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let name = one("default_backend", args)?;
+    p.default_backend = Some(Named {
+        name: name.into(),
+        location: loc.clone(),
+    });
+    Ok(())
+}
+
+fn use_backend(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    match args {
+        [name] if !name.contains("%[") => {
+            p.use_backend.push(Named { name: name.clone(), location: loc.clone() });
+            Ok(())
+        }
+        [_, cond, ..] if cond == "if" || cond == "unless" => Err(format!(
+            "'use_backend ... {cond}' conditions are not supported by percore yet (the rules engine, issue #5)"
+        )),
+        [name] => Err(format!(
+            "dynamic 'use_backend {name}' is not supported by percore yet (the rules engine, issue #5)"
+        )),
+        _ => Err("'use_backend' expects a backend name".into()),
+    }
+}
+
+fn balance(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let algo = args.first().ok_or("'balance' expects an algorithm")?;
+    p.balance = match algo.as_str() {
+        "roundrobin" if args.len() == 1 => Balance::RoundRobin,
+        "roundrobin" => return Err("'balance roundrobin' takes no argument".into()),
+        "static-rr" | "leastconn" | "first" | "source" | "uri" | "url_param" | "random"
+        | "rdp-cookie" | "hash" => {
+            return Err(format!(
+                "'balance {algo}' is not supported by percore yet (server selection, issue #4)"
+            ))
+        }
+        a if a.starts_with("hdr(") || a.starts_with("random(") || a.starts_with("rdp-cookie(") => {
+            return Err(format!(
+                "'balance {a}' is not supported by percore yet (server selection, issue #4)"
+            ))
+        }
+        other => return Err(format!("unknown balance algorithm '{other}'")),
+    };
+    Ok(())
+}
+
+fn timeout(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let (which, value) = match args {
+        [w, v] => (w.as_str(), v.as_str()),
+        _ => return Err("'timeout' expects a name and a value, as in 'timeout client 30s'".into()),
+    };
+    let d = parse_time(value).map_err(|e| format!("'timeout {which}': {e}"))?;
+    let t = &mut p.timeouts;
+    let (slot, needs_front) = match which {
+        "connect" => (&mut t.connect, false),
+        "client" => (&mut t.client, true),
+        "server" => (&mut t.server, false),
+        "http-request" => (&mut t.http_request, true),
+        "http-keep-alive" => (&mut t.http_keep_alive, true),
+        "client-fin" => (&mut t.client_fin, true),
+        "server-fin" => (&mut t.server_fin, false),
+        "tunnel" => (&mut t.tunnel, false),
+        "queue" => (&mut t.queue, false),
+        "check" | "tarpit" => {
+            return Err(unsupported(&format!("timeout {which}"), p.kind.keyword()))
+        }
+        other => return Err(format!("unknown timeout '{other}'")),
+    };
+    *slot = Some(d);
+    let applies = if needs_front {
+        p.kind.has_frontend()
+    } else {
+        p.kind.has_backend()
+    };
+    if !applies && p.kind != ProxyKind::Defaults {
+        warnings.push(format!(
+            "'timeout {which}' is ignored in a '{}' section",
+            p.kind.keyword()
+        ));
+    }
+    Ok(())
+}
+
+fn retries(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.retries = parse_uint("retries", one("retries", args)?)?;
+    Ok(())
+}
+
+fn http_reuse(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.http_reuse = match one("http-reuse", args)? {
+        "never" => HttpReuse::Never,
+        "safe" => HttpReuse::Safe,
+        "aggressive" => HttpReuse::Aggressive,
+        "always" => HttpReuse::Always,
+        other => {
+            return Err(format!(
+                "'http-reuse' expects never, safe, aggressive or always, got '{other}'"
+            ))
+        }
+    };
+    Ok(())
+}
+
+fn errorfile(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let [code, file] = args else {
+        return Err("'errorfile' expects a status code and a file".into());
+    };
+    let status: u16 = code
+        .parse()
+        .ok()
+        .filter(|c| {
+            [
+                200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
+            ]
+            .contains(c)
+        })
+        .ok_or_else(|| format!("'errorfile': status code '{code}' cannot be customized"))?;
+    let response = std::fs::read(file)
+        .map_err(|e| format!("'errorfile {code}': cannot read '{file}': {e}"))?;
+    if !response.starts_with(b"HTTP/1.") {
+        return Err(format!("'errorfile {code}': '{file}' must hold a complete HTTP response starting with 'HTTP/1.'"));
+    }
+    p.errorfiles.retain(|e| e.status != status);
+    p.errorfiles.push(ErrorFile { status, response });
+    Ok(())
+}
+
+fn option(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    set_option(p, args, true)
+}
+
+fn no_option(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    match args.split_first() {
+        Some((o, rest)) if o == "option" => set_option(p, rest, false),
+        _ => Err("'no' must be followed by 'option NAME'".into()),
+    }
+}
+
+fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
+    let (name, rest) = args.split_first().ok_or("'option' expects a name")?;
+    let o = &mut p.options;
+    let flag = |rest: &[String]| no_args(&format!("option {name}"), rest);
+    match name.as_str() {
+        "redispatch" => {
+            if let Some(n) = rest.first() {
+                let _: i32 = n.parse().map_err(|_| {
+                    format!("'option redispatch' expects an optional interval, got '{n}'")
+                })?;
+            }
+            o.redispatch = on;
+        }
+        "http-server-close" => {
+            flag(rest)?;
+            o.http_conn_mode = if on {
+                HttpConnMode::ServerClose
+            } else {
+                HttpConnMode::KeepAlive
+            };
+        }
+        "httpclose" => {
+            flag(rest)?;
+            o.http_conn_mode = if on {
+                HttpConnMode::Close
+            } else {
+                HttpConnMode::KeepAlive
+            };
+        }
+        "http-keep-alive" => {
+            flag(rest)?;
+            if on {
+                o.http_conn_mode = HttpConnMode::KeepAlive;
+            }
+        }
+        "forwardfor" if !on => o.forwardfor = None,
+        "forwardfor" => {
+            let mut ff = ForwardFor {
+                except: None,
+                header: "X-Forwarded-For".into(),
+                if_none: false,
+            };
+            let mut it = rest.iter();
+            while let Some(w) = it.next() {
+                match w.as_str() {
+                    "except" => {
+                        ff.except = Some(IpNet::parse(
+                            it.next().ok_or("'except' expects a network")?,
+                        )?)
+                    }
+                    "header" => ff.header = header_name(it.next())?,
+                    "if-none" => ff.if_none = true,
+                    other => {
+                        return Err(format!("'option forwardfor': unknown argument '{other}'"))
+                    }
+                }
+            }
+            o.forwardfor = Some(ff);
+        }
+        "originalto" if !on => o.originalto = None,
+        "originalto" => {
+            let mut ot = OriginalTo {
+                except: None,
+                header: "X-Original-To".into(),
+            };
+            let mut it = rest.iter();
+            while let Some(w) = it.next() {
+                match w.as_str() {
+                    "except" => {
+                        ot.except = Some(IpNet::parse(
+                            it.next().ok_or("'except' expects a network")?,
+                        )?)
+                    }
+                    "header" => ot.header = header_name(it.next())?,
+                    other => {
+                        return Err(format!("'option originalto': unknown argument '{other}'"))
+                    }
+                }
+            }
+            o.originalto = Some(ot);
+        }
+        "splice-auto" => {
+            flag(rest)?;
+            o.splice.auto = on;
+        }
+        "splice-request" => {
+            flag(rest)?;
+            o.splice.request = on;
+        }
+        "splice-response" => {
+            flag(rest)?;
+            o.splice.response = on;
+        }
+        other => {
+            let full = format!("option {other}");
+            return Err(match planned(&full) {
+                Some(work) => format!("'{full}' is not supported by percore yet ({work})"),
+                None => format!("unknown option '{other}'"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn header_name(w: Option<&String>) -> Result<String, String> {
+    let name = w.ok_or("'header' expects a header name")?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    {
+        return Err(format!("'{name}' is not a valid header name"));
+    }
+    Ok(name.clone())
+}
+
+fn bind(p: &mut Proxy, args: &[String], loc: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    let (addrs, opts) = args.split_first().ok_or("'bind' expects an address")?;
+    let mut template = Bind {
+        addr: BindAddr::Fd(-1),
+        accept_proxy: false,
+        name: None,
+        backlog: None,
+        unix_mode: None,
+        unix_user: None,
+        unix_group: None,
+        location: loc.clone(),
+    };
+    let mut it = opts.iter();
+    while let Some(o) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("bind option '{o}' expects a value"))
+        };
+        match o.as_str() {
+            "accept-proxy" => template.accept_proxy = true,
+            "name" => template.name = Some(value()?.clone()),
+            "backlog" => template.backlog = Some(parse_uint("backlog", value()?)?),
+            "mode" => {
+                let v = value()?;
+                template.unix_mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .map_err(|_| format!("bind 'mode' expects an octal mode, got '{v}'"))?,
+                );
+            }
+            "user" | "uid" => template.unix_user = Some(value()?.clone()),
+            "group" | "gid" => template.unix_group = Some(value()?.clone()),
+            other => {
+                return Err(match planned(other) {
+                    Some(work) => {
+                        format!("bind option '{other}' is not supported by percore yet ({work})")
+                    }
+                    None => format!("unknown bind option '{other}'"),
+                })
+            }
+        }
+    }
+    for addr in addrs.split(',') {
+        let mut b = template.clone();
+        b.addr = bind_addr(addr)?;
+        p.binds.push(b);
+    }
+    Ok(())
+}
+
+/// Parses a bind address: `*:80`, `:80`, `1.2.3.4:80-90`, `:::80`, `ipv6@::1:80`,
+/// `unix@/path`, `/path`, `fd@3`.
+pub fn bind_addr(s: &str) -> Result<BindAddr, String> {
+    if let Some(fd) = s.strip_prefix("fd@") {
+        let n: i32 = fd
+            .parse()
+            .ok()
+            .filter(|&n| n >= 0)
+            .ok_or_else(|| format!("'{s}': 'fd@' expects a file descriptor number"))?;
+        return Ok(BindAddr::Fd(n));
+    }
+    if let Some(path) = s.strip_prefix("unix@") {
+        return Ok(BindAddr::Unix(path.into()));
+    }
+    if s.starts_with('/') {
+        return Ok(BindAddr::Unix(s.into()));
+    }
+    if s.contains('@') && !s.starts_with("ipv4@") && !s.starts_with("ipv6@") {
+        return Err(format!(
+            "address family in '{s}' is not supported by percore yet"
+        ));
+    }
+    let (host, ports) = split_host_port(s)?;
+    let ports = ports.ok_or_else(|| format!("'{s}': a bind address needs a port"))?;
+    let (a, b) = match ports.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (ports, ports),
+    };
+    let port = |x: &str| {
+        x.parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("invalid port '{x}' in '{s}'"))
+    };
+    let (port, port_end) = (port(a)?, port(b)?);
+    if port_end < port {
+        return Err(format!("port range in '{s}' is reversed"));
+    }
+    let ip =
+        match host {
+            "" | "*" | "0.0.0.0" => None,
+            h => Some(h.parse().map_err(|_| {
+                format!("'{h}' is not an IP address (bind addresses must be numeric)")
+            })?),
+        };
+    Ok(BindAddr::Inet { ip, port, port_end })
+}
+
+/// Splits `HOST:PORT` on the last colon, honouring `ipv4@`/`ipv6@` prefixes and `[v6]`.
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+    let s = s
+        .strip_prefix("ipv4@")
+        .or_else(|| s.strip_prefix("ipv6@"))
+        .unwrap_or(s);
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("missing ']' in '{s}'"))?;
+        return Ok((host, after.strip_prefix(':')));
+    }
+    match s.rfind(':') {
+        Some(i) => Ok((&s[..i], Some(&s[i + 1..]))),
+        None => Ok((s, None)),
+    }
+}
+
+fn server(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let [name, addr, opts @ ..] = args else {
+        return Err("'server' expects a name and an address".into());
+    };
+    check_name(name).map_err(|e| format!("server name: {e}"))?;
+    if let Some(other) = p.servers.iter().find(|s| &s.name == name) {
+        return Err(format!(
+            "server '{name}' is already declared at {}",
+            other.location
+        ));
+    }
+    let (host, port) = split_host_port(addr)?;
+    if host.is_empty() || addr.starts_with('/') || addr.contains("@/") {
+        return Err(format!(
+            "server '{name}': address '{addr}' is not supported (expected HOST:PORT)"
+        ));
+    }
+    let port: u16 = port
+        .and_then(|x| x.parse().ok())
+        .filter(|&x: &u16| x > 0)
+        .ok_or_else(|| format!("server '{name}': '{addr}' needs a fixed port (port offsets and mapped ports are not supported yet)"))?;
+    let mut options = p.default_server.clone();
+    server_options(&mut options, opts, &format!("server '{name}'"))?;
+    p.servers.push(Server {
+        name: name.clone(),
+        host: host.to_string(),
+        port,
+        options,
+        location: loc.clone(),
+    });
+    Ok(())
+}
+
+fn default_server(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut options = p.default_server.clone();
+    server_options(&mut options, args, "default-server")?;
+    p.default_server = options;
+    Ok(())
+}
+
+fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<(), String> {
+    let mut it = args.iter();
+    while let Some(w) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{what}: '{w}' expects a value"))
+        };
+        match w.as_str() {
+            "weight" => {
+                let v: u32 = parse_uint("weight", value()?)?;
+                if v > 256 {
+                    return Err(format!(
+                        "{what}: 'weight' must be between 0 and 256, got {v}"
+                    ));
+                }
+                o.weight = v;
+            }
+            "maxconn" => o.maxconn = Some(parse_uint("maxconn", value()?)?),
+            "maxqueue" => o.maxqueue = Some(parse_uint("maxqueue", value()?)?),
+            "send-proxy" => o.send_proxy = Some(SendProxy::V1),
+            "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2),
+            "no-send-proxy" | "no-send-proxy-v2" => o.send_proxy = None,
+            other => {
+                return Err(match planned(other) {
+                    Some(work) => {
+                        format!("{what}: '{other}' is not supported by percore yet ({work})")
+                    }
+                    None => format!("{what}: unknown keyword '{other}'"),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(
+            bind_addr("*:80").unwrap(),
+            BindAddr::Inet {
+                ip: None,
+                port: 80,
+                port_end: 80
+            }
+        );
+        assert_eq!(
+            bind_addr(":80").unwrap(),
+            BindAddr::Inet {
+                ip: None,
+                port: 80,
+                port_end: 80
+            }
+        );
+        assert_eq!(
+            bind_addr("127.0.0.1:8000-8010").unwrap(),
+            BindAddr::Inet {
+                ip: Some("127.0.0.1".parse().unwrap()),
+                port: 8000,
+                port_end: 8010
+            }
+        );
+        assert_eq!(
+            bind_addr(":::80").unwrap(),
+            BindAddr::Inet {
+                ip: Some("::".parse().unwrap()),
+                port: 80,
+                port_end: 80
+            }
+        );
+        assert_eq!(
+            bind_addr("ipv6@::1:80").unwrap(),
+            BindAddr::Inet {
+                ip: Some("::1".parse().unwrap()),
+                port: 80,
+                port_end: 80
+            }
+        );
+        assert_eq!(
+            bind_addr("unix@/tmp/s").unwrap(),
+            BindAddr::Unix("/tmp/s".into())
+        );
+        assert_eq!(
+            bind_addr("/tmp/s").unwrap(),
+            BindAddr::Unix("/tmp/s".into())
+        );
+        assert_eq!(bind_addr("fd@3").unwrap(), BindAddr::Fd(3));
+        assert!(bind_addr("127.0.0.1").is_err());
+        assert!(bind_addr("127.0.0.1:0").is_err());
+        assert!(bind_addr("host.example:80").is_err());
+        assert!(bind_addr("abns@x").is_err());
+        assert!(bind_addr("1.2.3.4:90-80").is_err());
+    }
+}
