@@ -1,0 +1,211 @@
+//! Getting a server connection for a request: pick a server, take a server slot
+//! (`maxconn`, waiting in the queue up to `timeout queue`), reuse an idle connection or
+//! connect, retry and redispatch as `retries` and `option redispatch` say, and send the
+//! PROXY protocol header a server asks for.
+
+use crate::core::Core;
+use crate::io::{write_all, Deadline};
+use crate::plan::{Backend, BackendId, ServerPlan};
+use crate::pool::ServerKey;
+use crate::proxy_protocol;
+use compio::net::TcpStream;
+use percore_config::SendProxy;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Why no server connection could be had; each maps to 503 in HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The backend has no usable server.
+    #[error("no server available")]
+    NoServer,
+    /// Every attempt failed.
+    #[error("connection to server failed")]
+    Failed,
+    /// The server's queue is full.
+    #[error("queue full")]
+    QueueFull,
+    /// The request waited longer than `timeout queue`.
+    #[error("queue timeout")]
+    QueueTimeout,
+}
+
+/// A taken server slot, given back when dropped.
+pub struct Slot<'p> {
+    server: &'p ServerPlan,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.server.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A server connection ready for a request.
+pub struct ServerConn<'p> {
+    /// The connection.
+    pub stream: TcpStream,
+    /// Which server it goes to.
+    pub key: ServerKey,
+    /// It carried requests before (a failure before any response byte may be retried).
+    pub reused: bool,
+    /// The server slot this request holds.
+    pub slot: Slot<'p>,
+}
+
+/// How idle connections may be used for this request.
+#[derive(Debug, Clone, Copy)]
+pub struct Reuse {
+    /// Idle connections of other clients may be taken.
+    pub shared: bool,
+}
+
+/// The client's addresses, for PROXY headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// Client address.
+    pub src: SocketAddr,
+    /// Address the client connected to.
+    pub dst: SocketAddr,
+}
+
+/// Takes a slot on `server`, queueing up to `queue_deadline` when it is full.
+async fn take_slot<'p>(
+    server: &'p ServerPlan,
+    queue_deadline: Instant,
+) -> Result<Slot<'p>, ConnectError> {
+    let Some(max) = server.maxconn else {
+        server.inflight.fetch_add(1, Ordering::Relaxed);
+        return Ok(Slot { server });
+    };
+    let mut queued = false;
+    let result = loop {
+        let cur = server.inflight.load(Ordering::Relaxed);
+        if cur < max
+            && server
+                .inflight
+                .compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            break Ok(Slot { server });
+        }
+        if cur < max {
+            continue;
+        }
+        if !queued {
+            let waiting = server.queued.fetch_add(1, Ordering::Relaxed);
+            queued = true;
+            if server.maxqueue.is_some_and(|mq| waiting >= mq) {
+                break Err(ConnectError::QueueFull);
+            }
+        }
+        if Instant::now() >= queue_deadline {
+            break Err(ConnectError::QueueTimeout);
+        }
+        // Slots are released by any executor; a short sleep re-checks without a lock.
+        compio::time::sleep(Duration::from_millis(1)).await;
+    };
+    if queued {
+        server.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Gets a connection to a server of backend `be_id` for one request.
+pub async fn connect<'p>(
+    core: &Core,
+    plan: &'p crate::plan::Plan,
+    be_id: BackendId,
+    reuse: Reuse,
+    private: &mut Option<(ServerKey, TcpStream)>,
+    origin: Origin,
+) -> Result<ServerConn<'p>, ConnectError> {
+    let be: &Backend = &plan.backends[be_id];
+    let weights: Vec<u32> = be.servers.iter().map(|s| s.weight).collect();
+    let pick = |exclude| core.rr.borrow_mut()[be_id].pick(&weights, exclude);
+    let mut server = pick(None).ok_or(ConnectError::NoServer)?;
+    let connect_timeout = be.timeouts.connect;
+    let queue_deadline = Instant::now()
+        + be.timeouts
+            .queue
+            .or(connect_timeout)
+            .unwrap_or(Duration::from_secs(5));
+    let mut retries_left = be.retries;
+    loop {
+        let sp = &be.servers[server];
+        let key = (be_id, server);
+        let slot = take_slot(sp, queue_deadline).await?;
+        if private.as_ref().is_some_and(|(k, _)| *k == key) {
+            if let Some((_, stream)) = private.take() {
+                if !crate::io::looks_closed(&stream) {
+                    return Ok(ServerConn {
+                        stream,
+                        key,
+                        reused: true,
+                        slot,
+                    });
+                }
+            }
+        }
+        if reuse.shared && sp.send_proxy.is_none() {
+            if let Some(stream) = core.pool.borrow_mut().take(key) {
+                return Ok(ServerConn {
+                    stream,
+                    key,
+                    reused: true,
+                    slot,
+                });
+            }
+        }
+        let attempt: Deadline = connect_timeout.map(|d| Instant::now() + d);
+        match open(sp, attempt, origin).await {
+            Ok(stream) => {
+                return Ok(ServerConn {
+                    stream,
+                    key,
+                    reused: false,
+                    slot,
+                })
+            }
+            Err(_) if retries_left == 0 => return Err(ConnectError::Failed),
+            Err(_) => {
+                drop(slot);
+                retries_left -= 1;
+                if be.redispatch && retries_left == 0 {
+                    server = pick(Some(server)).unwrap_or(server);
+                } else {
+                    let pause = connect_timeout
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(Duration::from_secs(1));
+                    compio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// Opens a new connection to `sp` and sends its PROXY header.
+async fn open(
+    sp: &ServerPlan,
+    at: Deadline,
+    origin: Origin,
+) -> Result<TcpStream, crate::io::IoFail> {
+    let connecting = TcpStream::connect(sp.addr);
+    let stream = match at {
+        Some(at) => compio::time::timeout_at(at, connecting)
+            .await
+            .map_err(|_| crate::io::IoFail::Timeout)??,
+        None => connecting.await?,
+    };
+    stream.set_nodelay(true)?;
+    let header = match sp.send_proxy {
+        Some(SendProxy::V1) => Some(proxy_protocol::encode_v1(origin.src, origin.dst)),
+        Some(SendProxy::V2) => Some(proxy_protocol::encode_v2(Some((origin.src, origin.dst)))),
+        None => None,
+    };
+    if let Some(h) = header {
+        write_all(&stream, h, at).await?;
+    }
+    Ok(stream)
+}

@@ -1,0 +1,46 @@
+//! One executor's state: everything a core owns and nobody else touches. Lives in an
+//! `Rc` on its thread; nothing here is locked.
+
+use crate::balance::RoundRobin;
+use crate::pipe::PipePool;
+use crate::plan::Plan;
+use crate::pool::Pool;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+/// A core's state.
+pub struct Core {
+    /// The shared, read-only plan.
+    pub plan: Arc<Plan>,
+    /// Round-robin cursors, one per backend.
+    pub rr: RefCell<Vec<RoundRobin>>,
+    /// Idle server connections.
+    pub pool: RefCell<Pool>,
+    /// Pipes for splicing.
+    pub pipes: RefCell<PipePool>,
+    /// Client connections open on this core.
+    pub active: Cell<usize>,
+    /// Client connections open in the whole process (for global `maxconn`).
+    pub process_conns: Arc<AtomicU32>,
+}
+
+impl Core {
+    /// A core's fresh state for `plan`.
+    pub fn new(plan: Arc<Plan>, process_conns: Arc<AtomicU32>) -> Self {
+        let rr = plan
+            .backends
+            .iter()
+            .map(|b| RoundRobin::new(b.servers.len()))
+            .collect();
+        let pipes = PipePool::new(plan.pipes_per_executor, plan.tune.pipesize);
+        Self {
+            plan,
+            rr: RefCell::new(rr),
+            pool: RefCell::new(Pool::default()),
+            pipes: RefCell::new(pipes),
+            active: Cell::new(0),
+            process_conns,
+        }
+    }
+}

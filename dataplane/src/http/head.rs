@@ -1,0 +1,622 @@
+//! Request and response heads: parsed with httparse, checked more strictly than HAProxy
+//! 2.6 where RFC 9112 allows, and rewritten in one pass into the head that is sent on
+//! (hop-by-hop headers dropped, `Connection` set for the chosen connection mode,
+//! `X-Forwarded-For` / `X-Original-To` added). Never reads or writes a socket.
+
+use super::body::Framing;
+use std::net::IpAddr;
+
+/// Why a head was refused, with the status the client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// Malformed: 400.
+    #[error("bad request: {0}")]
+    Bad(&'static str),
+    /// The request line alone does not fit: 414.
+    #[error("request line too long")]
+    UriTooLong,
+    /// The head does not fit, or has too many headers: 431.
+    #[error("request head too large")]
+    TooLarge,
+    /// A transfer coding percore cannot frame: 501.
+    #[error("unsupported transfer coding")]
+    NotImplemented,
+}
+
+impl HeadError {
+    /// The status code sent back for this error.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::Bad(_) => 400,
+            HeadError::UriTooLong => 414,
+            HeadError::TooLarge => 431,
+            HeadError::NotImplemented => 501,
+        }
+    }
+}
+
+/// Parser limits from `tune.*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most bytes in a head.
+    pub max_head: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+}
+
+/// What the proxy must know about a request once its head is parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo {
+    /// Bytes the head took in the input.
+    pub head_len: usize,
+    /// `HEAD`: the response has no body whatever it says.
+    pub is_head: bool,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    /// How the request body is delimited.
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// A protocol upgrade (websocket) was requested.
+    pub upgrade: bool,
+}
+
+/// What the proxy adds to a forwarded request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestEdits<'a> {
+    /// `X-Forwarded-For`-style header name and the client address, when enabled.
+    pub forwarded_for: Option<(&'a str, IpAddr, bool)>,
+    /// `X-Original-To`-style header name and the destination address, when enabled.
+    pub original_to: Option<(&'a str, IpAddr)>,
+    /// Ask the server to close after the response.
+    pub close_server: bool,
+}
+
+/// What the proxy must know about a response.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseInfo {
+    /// Bytes the head took.
+    pub head_len: usize,
+    /// Status code.
+    pub status: u16,
+    /// How the response body is delimited.
+    pub framing: Framing,
+    /// Whether the server keeps the connection open.
+    pub keep_alive: bool,
+}
+
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Connection tokens named by `Connection` headers.
+struct ConnTokens<'b> {
+    values: [&'b [u8]; 8],
+    n: usize,
+}
+
+impl<'b> ConnTokens<'b> {
+    fn new() -> Self {
+        Self {
+            values: [&[]; 8],
+            n: 0,
+        }
+    }
+
+    fn push(&mut self, v: &'b [u8]) -> Result<(), HeadError> {
+        if self.n == self.values.len() {
+            return Err(HeadError::Bad("too many Connection headers"));
+        }
+        self.values[self.n] = v;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn has(&self, token: &str) -> bool {
+        self.values[..self.n].iter().any(|v| {
+            v.split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// Whether `name` is one of the headers the client declared hop-by-hop (framing
+    /// headers and Host cannot be removed this way).
+    fn names(&self, name: &str) -> bool {
+        !(eq(name, "content-length") || eq(name, "transfer-encoding") || eq(name, "host"))
+            && self.has(name)
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    eq(name, "connection") || eq(name, "keep-alive") || eq(name, "proxy-connection")
+}
+
+/// Rejects bare LF line ends, which httparse tolerates and RFC 9112 lets us refuse.
+fn check_crlf(head: &[u8]) -> Result<(), HeadError> {
+    let bare = head
+        .iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+    if bare {
+        Err(HeadError::Bad("bare LF"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses `Content-Length` values (several headers or a list must all agree).
+fn content_length(current: Option<u64>, value: &[u8]) -> Result<Option<u64>, HeadError> {
+    let mut result = current;
+    for part in value.split(|&c| c == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(HeadError::Bad("invalid Content-Length"));
+        }
+        let n: u64 = std::str::from_utf8(part)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(HeadError::Bad("invalid Content-Length"))?;
+        match result {
+            Some(prev) if prev != n => return Err(HeadError::Bad("conflicting Content-Length")),
+            _ => result = Some(n),
+        }
+    }
+    Ok(result)
+}
+
+/// Tracks `Transfer-Encoding`: whether `chunked` is present and last.
+#[derive(Default)]
+struct TransferCoding {
+    seen: bool,
+    chunked_last: bool,
+    chunked_count: u32,
+}
+
+impl TransferCoding {
+    fn add(&mut self, value: &[u8]) {
+        self.seen = true;
+        for t in value.split(|&c| c == b',') {
+            let t = t.trim_ascii();
+            if t.is_empty() {
+                continue;
+            }
+            let chunked = t.eq_ignore_ascii_case(b"chunked");
+            self.chunked_count += u32::from(chunked);
+            self.chunked_last = chunked;
+        }
+    }
+}
+
+/// Parses a request head at the start of `buf` and writes the head to forward into
+/// `out`. `Ok(None)`: more bytes are needed.
+pub fn parse_request(
+    buf: &[u8],
+    limits: Limits,
+    edits: RequestEdits<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Option<RequestInfo>, HeadError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() >= limits.max_head {
+                let line_done = buf.contains(&b'\n');
+                return Err(if line_done {
+                    HeadError::TooLarge
+                } else {
+                    HeadError::UriTooLong
+                });
+            }
+            if let Some(lf) = buf.iter().position(|&c| c == b'\n') {
+                check_crlf(&buf[..=lf])?;
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(httparse::Error::Version) => return Err(HeadError::Bad("unsupported HTTP version")),
+        Err(_) => return Err(HeadError::Bad("malformed request head")),
+    };
+    check_crlf(&buf[..head_len])?;
+    let method = req.method.unwrap_or("");
+    let path = req.path.unwrap_or("");
+    let minor = req.version.unwrap_or(1);
+    let mut tokens = ConnTokens::new();
+    let mut cl: Option<u64> = None;
+    let mut te = TransferCoding::default();
+    let mut hosts = 0;
+    let mut has_ff = false;
+    let mut upgrade_hdr = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        if eq(h.name, "connection") {
+            tokens.push(h.value)?;
+        } else if eq(h.name, "content-length") {
+            cl = content_length(cl, h.value)?;
+        } else if eq(h.name, "transfer-encoding") {
+            te.add(h.value);
+        } else if eq(h.name, "host") {
+            hosts += 1;
+        } else if eq(h.name, "upgrade") {
+            upgrade_hdr = true;
+        } else if eq(h.name, "expect") && h.value.eq_ignore_ascii_case(b"100-continue") {
+            expect_continue = true;
+        }
+        if let Some((name, _, _)) = edits.forwarded_for {
+            has_ff |= eq(h.name, name);
+        }
+    }
+    if minor == 1 && hosts == 0 {
+        return Err(HeadError::Bad("HTTP/1.1 request without Host"));
+    }
+    if hosts > 1 {
+        return Err(HeadError::Bad("several Host headers"));
+    }
+    let framing = if te.seen {
+        if cl.is_some() {
+            return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
+        }
+        if minor == 0 {
+            return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !te.chunked_last || te.chunked_count != 1 {
+            return Err(HeadError::NotImplemented);
+        }
+        Framing::chunked()
+    } else {
+        match cl {
+            Some(0) | None => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let keep_alive = if minor == 0 {
+        tokens.has("keep-alive")
+    } else {
+        !tokens.has("close")
+    };
+    let upgrade = upgrade_hdr && tokens.has("upgrade");
+
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(if minor == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    for h in req.headers.iter() {
+        if is_hop_by_hop(h.name) || (tokens.names(h.name) && !(upgrade && eq(h.name, "upgrade"))) {
+            continue;
+        }
+        if eq(h.name, "upgrade") && !upgrade {
+            continue;
+        }
+        push_header(out, h.name.as_bytes(), h.value);
+    }
+    if let Some((name, ip, if_none)) = edits.forwarded_for {
+        if !(if_none && has_ff) {
+            push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
+        }
+    }
+    if let Some((name, ip)) = edits.original_to {
+        push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
+    }
+    if upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if edits.close_server {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Some(RequestInfo {
+        head_len,
+        is_head: eq(method, "HEAD"),
+        minor,
+        framing,
+        keep_alive,
+        expect_continue,
+        upgrade,
+    }))
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses a response head and writes the head to send to the client into `out`.
+/// `request` is the request it answers; `close_client` says whether the client
+/// connection ends after this response. `Ok(None)`: more bytes are needed.
+pub fn parse_response(
+    buf: &[u8],
+    limits: Limits,
+    request: &RequestInfo,
+    close_client: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<ResponseInfo>, HeadError> {
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Bad("malformed response head")),
+    };
+    check_crlf(&buf[..head_len])?;
+    let status = resp.code.unwrap_or(0);
+    let minor = resp.version.unwrap_or(1);
+    let mut tokens = ConnTokens::new();
+    let mut cl: Option<u64> = None;
+    let mut te = TransferCoding::default();
+    for h in resp.headers.iter() {
+        if eq(h.name, "connection") {
+            tokens.push(h.value)?;
+        } else if eq(h.name, "content-length") {
+            cl = content_length(cl, h.value)?;
+        } else if eq(h.name, "transfer-encoding") {
+            te.add(h.value);
+        }
+    }
+    let switching = status == 101 && request.upgrade;
+    let framing =
+        if request.is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            Framing::Empty
+        } else if te.seen {
+            if te.chunked_last && te.chunked_count == 1 {
+                Framing::chunked()
+            } else {
+                Framing::UntilClose
+            }
+        } else {
+            match cl {
+                Some(0) => Framing::Empty,
+                Some(n) => Framing::Length(n),
+                None => Framing::UntilClose,
+            }
+        };
+    let keep_alive = framing != Framing::UntilClose
+        && if minor == 0 {
+            tokens.has("keep-alive")
+        } else {
+            !tokens.has("close")
+        };
+    let reason = resp.reason.unwrap_or("");
+    out.clear();
+    out.extend_from_slice(if request.minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in resp.headers.iter() {
+        if is_hop_by_hop(h.name) || (tokens.names(h.name) && !(switching && eq(h.name, "upgrade")))
+        {
+            continue;
+        }
+        push_header(out, h.name.as_bytes(), h.value);
+    }
+    if switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if (100..200).contains(&status) {
+        // Interim responses carry no connection management.
+    } else if close_client || framing == Framing::UntilClose {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if request.minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(Some(ResponseInfo {
+        head_len,
+        status,
+        framing,
+        keep_alive,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_head: 15360,
+        max_headers: 101,
+    };
+    const NO_EDITS: RequestEdits<'static> = RequestEdits {
+        forwarded_for: None,
+        original_to: None,
+        close_server: false,
+    };
+
+    fn req(raw: &[u8]) -> Result<Option<(RequestInfo, String)>, HeadError> {
+        let mut out = Vec::new();
+        Ok(parse_request(raw, LIMITS, NO_EDITS, &mut out)?
+            .map(|i| (i, String::from_utf8(out).unwrap())))
+    }
+
+    #[test]
+    fn basic_request() {
+        let (info, out) = req(b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\n\r\nrest").unwrap().unwrap();
+        assert_eq!(info.head_len, 86);
+        assert!(info.keep_alive);
+        assert_eq!(info.framing, Framing::Empty);
+        assert_eq!(out, "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+
+    #[test]
+    fn http10_keepalive_and_edits() {
+        let mut out = Vec::new();
+        let edits = RequestEdits {
+            forwarded_for: Some((
+                "X-Forwarded-For",
+                "::ffff:192.0.2.7".parse().unwrap(),
+                false,
+            )),
+            original_to: Some(("X-Original-To", "10.0.0.1".parse().unwrap())),
+            close_server: true,
+        };
+        let info = parse_request(b"GET / HTTP/1.0\r\n\r\n", LIMITS, edits, &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(!info.keep_alive);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.0\r\nX-Forwarded-For: 192.0.2.7\r\nX-Original-To: 10.0.0.1\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn strict_framing() {
+        assert_eq!(req(b"GET / HTTP/1.1\r\n\r\n").unwrap_err().status(), 400);
+        assert_eq!(req(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err().status(), 400);
+        assert_eq!(
+            req(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert!(
+            req(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            req(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\nHost: x\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            req(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        assert_eq!(
+            req(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let (info, _) = req(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.framing, Framing::chunked());
+    }
+
+    #[test]
+    fn limits() {
+        let long_line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(20000));
+        assert_eq!(req(long_line.as_bytes()).unwrap_err().status(), 414);
+        let many = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            "A: b\r\n".repeat(200)
+        );
+        assert_eq!(req(many.as_bytes()).unwrap_err().status(), 431);
+        assert!(req(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn responses() {
+        let (request, _) = req(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let mut out = Vec::new();
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+            LIMITS,
+            &request,
+            false,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (r.status, r.framing, r.keep_alive),
+            (200, Framing::Length(5), true)
+        );
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+        let r = parse_response(
+            b"HTTP/1.0 200 OK\r\n\r\n",
+            LIMITS,
+            &request,
+            false,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
+        assert!(String::from_utf8_lossy(&out).contains("Connection: close"));
+        let r = parse_response(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            LIMITS,
+            &request,
+            true,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.framing, Framing::Empty);
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                LIMITS,
+                &request,
+                false,
+                &mut out
+            )
+            .unwrap_err()
+            .status(),
+            400
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The plan: the configuration compiled into what the executors run. Immutable and
+//! shared read-only by every core through an `Arc`; a reload will build a new one.
+//! Resolves server names once, at start; never does I/O afterwards.
+
+use percore_config::{
+    Bind, Config, ForwardFor, HttpConnMode, HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy,
+    Splice, Timeouts, Tune,
+};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a configuration cannot be turned into a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A server's host name did not resolve.
+    #[error(
+        "parsing [{location}] : server '{server}': could not resolve address '{host}': {reason}"
+    )]
+    Resolve {
+        /// Where the server was declared.
+        location: String,
+        /// Server name.
+        server: String,
+        /// Host as written.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+}
+
+/// Everything the executors need, compiled once.
+#[derive(Debug)]
+pub struct Plan {
+    /// Frontends (and the frontend half of listens).
+    pub frontends: Vec<Frontend>,
+    /// Backends (and the backend half of listens), indexed by [`BackendId`].
+    pub backends: Vec<Backend>,
+    /// Buffer and parser limits.
+    pub tune: Tune,
+    /// Process-wide connection limit.
+    pub maxconn: u32,
+    /// How many pipes each executor may keep for splicing.
+    pub pipes_per_executor: usize,
+}
+
+/// Index of a backend in [`Plan::backends`].
+pub type BackendId = usize;
+
+/// A frontend: where clients arrive and which backend they go to.
+#[derive(Debug)]
+pub struct Frontend {
+    /// Name, for errors and logs.
+    pub name: String,
+    /// TCP or HTTP.
+    pub mode: Mode,
+    /// Listening addresses.
+    pub binds: Vec<Bind>,
+    /// Per-frontend connection limit, if any.
+    pub maxconn: Option<u32>,
+    /// Current connections, shared by all executors (one increment per connection).
+    pub conns: AtomicU32,
+    /// The backend every request goes to (first `use_backend`, else `default_backend`).
+    pub backend: Option<BackendId>,
+    /// Client-side timeouts.
+    pub timeouts: Timeouts,
+    /// Keep-alive, server-close or close.
+    pub conn_mode: HttpConnMode,
+    /// `option forwardfor`.
+    pub forwardfor: Option<ForwardFor>,
+    /// `option originalto`.
+    pub originalto: Option<OriginalTo>,
+    /// Responses for errors decided in the frontend.
+    pub errors: ErrorPages,
+}
+
+/// A backend: its servers and how to talk to them.
+#[derive(Debug)]
+pub struct Backend {
+    /// Name, for errors and logs.
+    pub name: String,
+    /// TCP or HTTP.
+    pub mode: Mode,
+    /// Servers in declaration order.
+    pub servers: Vec<ServerPlan>,
+    /// Server-side timeouts.
+    pub timeouts: Timeouts,
+    /// `retries`.
+    pub retries: u32,
+    /// `option redispatch`.
+    pub redispatch: bool,
+    /// `http-reuse`.
+    pub reuse: HttpReuse,
+    /// Keep-alive, server-close or close.
+    pub conn_mode: HttpConnMode,
+    /// `option forwardfor`.
+    pub forwardfor: Option<ForwardFor>,
+    /// `option originalto`.
+    pub originalto: Option<OriginalTo>,
+    /// `option splice-*`.
+    pub splice: Splice,
+    /// Responses for errors decided in the backend.
+    pub errors: ErrorPages,
+}
+
+/// A server, with its address resolved.
+#[derive(Debug)]
+pub struct ServerPlan {
+    /// Name, for errors and logs.
+    pub name: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Round-robin weight; 0 takes no traffic.
+    pub weight: u32,
+    /// Concurrent requests allowed, if limited.
+    pub maxconn: Option<u32>,
+    /// Requests allowed to wait for a slot, if limited.
+    pub maxqueue: Option<u32>,
+    /// In-flight requests on this server, shared by all executors: one atomic
+    /// increment and decrement per request, the price of a process-wide `maxconn`.
+    pub inflight: AtomicU32,
+    /// Requests waiting for a slot on this server, across executors.
+    pub queued: AtomicU32,
+    /// PROXY protocol header to send first.
+    pub send_proxy: Option<SendProxy>,
+}
+
+/// Custom error responses from `errorfile`, by status code.
+#[derive(Debug, Default, Clone)]
+pub struct ErrorPages(Vec<(u16, Arc<[u8]>)>);
+
+impl ErrorPages {
+    /// The custom response for `status`, if one was configured.
+    pub fn get(&self, status: u16) -> Option<&Arc<[u8]>> {
+        self.0.iter().find(|(s, _)| *s == status).map(|(_, r)| r)
+    }
+}
+
+impl Plan {
+    /// Compiles a validated configuration.
+    pub fn compile(config: &Config) -> Result<Plan, PlanError> {
+        let mut backends = Vec::new();
+        for p in config.proxies.iter().filter(|p| p.kind.has_backend()) {
+            let mut servers = Vec::new();
+            for s in &p.servers {
+                let addr = (s.host.as_str(), s.port)
+                    .to_socket_addrs()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()))
+                    .map_err(|reason| PlanError::Resolve {
+                        location: s.location.to_string(),
+                        server: s.name.clone(),
+                        host: s.host.clone(),
+                        reason,
+                    })?;
+                servers.push(ServerPlan {
+                    name: s.name.clone(),
+                    addr,
+                    weight: s.options.weight,
+                    maxconn: s.options.maxconn,
+                    maxqueue: s.options.maxqueue,
+                    inflight: AtomicU32::new(0),
+                    queued: AtomicU32::new(0),
+                    send_proxy: s.options.send_proxy,
+                });
+            }
+            backends.push(Backend {
+                name: p.name.clone(),
+                mode: p.mode,
+                servers,
+                timeouts: p.timeouts.clone(),
+                retries: p.retries,
+                redispatch: p.options.redispatch,
+                reuse: p.http_reuse,
+                conn_mode: p.options.http_conn_mode,
+                forwardfor: p.options.forwardfor.clone(),
+                originalto: p.options.originalto.clone(),
+                splice: p.options.splice,
+                errors: error_pages(p),
+            });
+        }
+        let backend_id = |name: &str| -> Option<BackendId> {
+            config
+                .proxies
+                .iter()
+                .filter(|p| p.kind.has_backend())
+                .position(|p| p.name == name)
+        };
+        let frontends = config
+            .proxies
+            .iter()
+            .filter(|p| p.kind.has_frontend())
+            .map(|p| {
+                let target = if p.kind == ProxyKind::Listen {
+                    p.use_backend
+                        .first()
+                        .or(p.default_backend.as_ref())
+                        .and_then(|n| backend_id(&n.name))
+                        .or_else(|| backend_id(&p.name))
+                } else {
+                    p.use_backend
+                        .first()
+                        .or(p.default_backend.as_ref())
+                        .and_then(|n| backend_id(&n.name))
+                };
+                Frontend {
+                    name: p.name.clone(),
+                    mode: p.mode,
+                    binds: p.binds.clone(),
+                    maxconn: p.maxconn,
+                    conns: AtomicU32::new(0),
+                    backend: target,
+                    timeouts: p.timeouts.clone(),
+                    conn_mode: p.options.http_conn_mode,
+                    forwardfor: p.options.forwardfor.clone(),
+                    originalto: p.options.originalto.clone(),
+                    errors: error_pages(p),
+                }
+            })
+            .collect();
+        Ok(Plan {
+            frontends,
+            backends,
+            tune: config.global.tune.clone(),
+            maxconn: config.global.maxconn,
+            pipes_per_executor: config
+                .global
+                .maxpipes
+                .unwrap_or(config.global.maxconn as usize / 4),
+        })
+    }
+}
+
+fn error_pages(p: &percore_config::Proxy) -> ErrorPages {
+    ErrorPages(
+        p.errorfiles
+            .iter()
+            .map(|e| (e.status, Arc::from(e.response.as_slice())))
+            .collect(),
+    )
+}
+
+/// The effective value of a timeout: the first that is set, or none.
+pub fn first_set(candidates: &[Option<Duration>]) -> Option<Duration> {
+    candidates.iter().flatten().next().copied()
+}

@@ -1,0 +1,54 @@
+//! Idle server connections, per executor and per server: owned by one core, never
+//! locked. A connection goes back here after a response that allows reuse and is taken
+//! for a later request according to `http-reuse`.
+
+use compio::net::TcpStream;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long an idle server connection is kept.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(10);
+/// The most idle connections kept per server on one executor.
+pub const MAX_IDLE_PER_SERVER: usize = 256;
+
+/// A server, as (backend index, server index).
+pub type ServerKey = (usize, usize);
+
+/// A server connection waiting for its next request.
+pub struct Idle {
+    /// The connection.
+    pub stream: TcpStream,
+    /// When it became idle.
+    pub since: Instant,
+}
+
+/// One executor's idle connections.
+#[derive(Default)]
+pub struct Pool {
+    idle: HashMap<ServerKey, Vec<Idle>>,
+}
+
+impl Pool {
+    /// Takes the most recently used live connection to `key`, dropping stale ones.
+    pub fn take(&mut self, key: ServerKey) -> Option<TcpStream> {
+        let list = self.idle.get_mut(&key)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() < IDLE_LIMIT && !crate::io::looks_closed(&idle.stream) {
+                return Some(idle.stream);
+            }
+        }
+        None
+    }
+
+    /// Gives a connection back for reuse.
+    pub fn put(&mut self, key: ServerKey, stream: TcpStream) {
+        let list = self.idle.entry(key).or_default();
+        if list.len() >= MAX_IDLE_PER_SERVER {
+            list.remove(0);
+        }
+        list.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    }
+}

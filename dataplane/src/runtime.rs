@@ -1,0 +1,273 @@
+//! Executors: one thread per configured core, pinned with core_affinity, each running
+//! its own compio runtime with its own listeners, pools and state. The main thread only
+//! starts them and relays stop requests (graceful or immediate).
+
+use crate::connect::Origin;
+use crate::core::Core;
+use crate::listener::{self, Listening, Shared};
+use crate::plan::{Frontend, Plan};
+use crate::proxy_protocol;
+use compio::net::TcpStream;
+use compio::runtime::event::{Event, EventHandle};
+use percore_config::{Bind, Mode};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How long a connection may take to send its PROXY header when no client timeout is set.
+const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// Which CPU each executor runs on (`None`: not pinned).
+pub type Placement = Vec<Option<usize>>;
+
+/// Running executors.
+pub struct Running {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stops: Vec<EventHandle>,
+}
+
+impl Running {
+    /// Asks every executor to stop accepting and to exit once its connections end.
+    pub fn stop_gracefully(&mut self) {
+        for stop in self.stops.drain(..) {
+            stop.notify();
+        }
+    }
+
+    /// Waits until every executor has exited.
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts one executor per entry of `placement`. Returns once every executor has its
+/// listeners open, or the first error any of them met.
+pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> {
+    let backlog = |fe: &Frontend, b: &Bind| -> i32 {
+        b.backlog
+            .or(fe.maxconn)
+            .unwrap_or(plan.maxconn)
+            .min(i32::MAX as u32) as i32
+    };
+    let mut shared: Vec<(usize, usize, Shared)> = Vec::new();
+    for (fi, fe) in plan.frontends.iter().enumerate() {
+        for (bi, b) in fe.binds.iter().enumerate() {
+            if let Some(s) = listener::open_shared(b, backlog(fe, b))
+                .map_err(|e| format!("[{}] {}: {e}", b.location, fe.name))?
+            {
+                shared.push((fi, bi, s));
+            }
+        }
+    }
+    let shared = Arc::new(shared);
+    let process_conns = Arc::new(AtomicU32::new(0));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<EventHandle, String>>();
+    let mut threads = Vec::new();
+    for (index, cpu) in placement.iter().copied().enumerate() {
+        let plan = plan.clone();
+        let shared = shared.clone();
+        let process_conns = process_conns.clone();
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("percore-{index}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+                }
+                let runtime = match compio::runtime::Runtime::new() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready.send(Err(format!(
+                            "executor {index}: cannot start io_uring runtime: {e}"
+                        )));
+                        return;
+                    }
+                };
+                runtime.block_on(executor(plan, shared, process_conns, ready));
+            })
+            .map_err(|e| format!("cannot start executor thread: {e}"))?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    let mut stops = Vec::new();
+    for _ in 0..placement.len() {
+        match ready_rx.recv() {
+            Ok(Ok(stop)) => stops.push(stop),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("an executor exited during start".into()),
+        }
+    }
+    Ok(Running { threads, stops })
+}
+
+/// One executor: open listeners, accept until told to stop, then drain.
+async fn executor(
+    plan: Arc<Plan>,
+    shared: Arc<Vec<(usize, usize, Shared)>>,
+    process_conns: Arc<AtomicU32>,
+    ready: mpsc::Sender<Result<EventHandle, String>>,
+) {
+    let core = Rc::new(Core::new(plan.clone(), process_conns));
+    let mut listening: Vec<(usize, usize, Listening)> = Vec::new();
+    let mut opened = || -> Result<(), String> {
+        for (fi, fe) in plan.frontends.iter().enumerate() {
+            for (bi, b) in fe.binds.iter().enumerate() {
+                let backlog = b
+                    .backlog
+                    .or(fe.maxconn)
+                    .unwrap_or(plan.maxconn)
+                    .min(i32::MAX as u32) as i32;
+                for l in listener::open_tcp(b, backlog)
+                    .map_err(|e| format!("[{}] {} '{}': {e}", b.location, "frontend", fe.name))?
+                {
+                    listening.push((fi, bi, Listening::Tcp(l)));
+                }
+            }
+        }
+        for (fi, bi, s) in shared.iter() {
+            listening.push((*fi, *bi, listener::duplicate(s).map_err(|e| e.to_string())?));
+        }
+        Ok(())
+    };
+    if let Err(e) = opened() {
+        let _ = ready.send(Err(e));
+        return;
+    }
+    let stop = Event::new();
+    let _ = ready.send(Ok(stop.handle()));
+    let accepting: Vec<_> = listening
+        .into_iter()
+        .map(|(fi, bi, l)| compio::runtime::spawn(accept_loop(core.clone(), fi, bi, l)))
+        .collect();
+    stop.wait().await;
+    drop(accepting);
+    while core.active.get() > 0 {
+        compio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Accepts connections on one listener, pausing while a `maxconn` is reached.
+async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
+    let plan = core.plan.clone();
+    let fe = &plan.frontends[fi];
+    let tcp = match l {
+        Listening::Tcp(l) => compio::net::TcpListener::from_std(l).map(Either::Tcp),
+        Listening::Unix(l) => compio::net::UnixListener::from_std(l).map(Either::Unix),
+    };
+    let Ok(listener) = tcp else { return };
+    loop {
+        while core.process_conns.load(Ordering::Relaxed) >= plan.maxconn
+            || fe
+                .maxconn
+                .is_some_and(|m| fe.conns.load(Ordering::Relaxed) >= m)
+        {
+            compio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let accepted = match &listener {
+            Either::Tcp(l) => l.accept().await.map(|(s, peer)| (s, Some(peer))),
+            Either::Unix(l) => l
+                .accept()
+                .await
+                .and_then(|(s, _)| unix_as_tcp(s))
+                .map(|s| (s, None)),
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                compio::runtime::spawn(handle(core.clone(), fi, bi, stream, peer)).detach();
+            }
+            Err(_) => compio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+enum Either {
+    Tcp(compio::net::TcpListener),
+    Unix(compio::net::UnixListener),
+}
+
+/// Treats an accepted UNIX stream as a stream socket like any other: every operation
+/// the proxy uses (recv, send, shutdown, splice) works the same on both families.
+fn unix_as_tcp(s: compio::net::UnixStream) -> std::io::Result<TcpStream> {
+    // SAFETY: dup of a valid descriptor; the original is closed when `s` drops.
+    let fd = unsafe { libc::dup(s.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(fd) })
+}
+
+/// Counts a client connection against the limits while it lives.
+struct ConnGuard<'a> {
+    core: &'a Core,
+    fe: &'a Frontend,
+}
+
+impl<'a> ConnGuard<'a> {
+    fn new(core: &'a Core, fe: &'a Frontend) -> Self {
+        core.active.set(core.active.get() + 1);
+        core.process_conns.fetch_add(1, Ordering::Relaxed);
+        fe.conns.fetch_add(1, Ordering::Relaxed);
+        Self { core, fe }
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.core.active.set(self.core.active.get() - 1);
+        self.core.process_conns.fetch_sub(1, Ordering::Relaxed);
+        self.fe.conns.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A new client connection: PROXY header if the bind expects one, then the mode's path.
+async fn handle(core: Rc<Core>, fi: usize, bi: usize, client: TcpStream, peer: Option<SocketAddr>) {
+    let plan = core.plan.clone();
+    let fe = &plan.frontends[fi];
+    let bind = &fe.binds[bi];
+    let _guard = ConnGuard::new(&core, fe);
+    let accepted = Instant::now();
+    let _ = client.set_nodelay(true);
+    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let mut origin = Origin {
+        src: peer.unwrap_or(unspecified),
+        dst: client.local_addr().unwrap_or(unspecified),
+    };
+    let mut buf = Vec::with_capacity(plan.tune.bufsize);
+    if bind.accept_proxy {
+        let at = Some(
+            accepted
+                + fe.timeouts
+                    .client
+                    .unwrap_or(PROXY_HEADER_WAIT)
+                    .min(PROXY_HEADER_WAIT),
+        );
+        loop {
+            match proxy_protocol::parse(&buf) {
+                Ok(Some((header, len))) => {
+                    buf.drain(..len);
+                    origin.src = header.src.unwrap_or(origin.src);
+                    origin.dst = header.dst.unwrap_or(origin.dst);
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            let (res, b) = crate::io::read_more(&client, buf, at).await;
+            buf = b;
+            if !matches!(res, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+    match (fe.mode, fe.backend) {
+        (Mode::Http, _) => crate::stream::serve(&core, fe, client, buf, origin, accepted).await,
+        (Mode::Tcp, Some(be)) => crate::tcp::relay(&core, fe, be, client, buf, origin).await,
+        (Mode::Tcp, None) => {}
+    }
+}
