@@ -77,9 +77,11 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-v" => args.action = Action::Version { build: false },
             "-vv" => args.action = Action::Version { build: true },
             "-cc" => args.action = Action::Condition(value("-cc")?),
-            "-sf" | "-st" | "-x" | "-W" | "-Ws" | "-S" => return Err(format!(
+            "-sf" | "-st" | "-x" | "-W" | "-Ws" | "-S" => {
+                return Err(format!(
                 "option '{a}' is not supported yet (hitless reloads and master-worker are planned)"
-            )),
+            ))
+            }
             "--" => {
                 args.files.extend(it.by_ref().map(PathBuf::from));
                 break;

@@ -77,7 +77,7 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
                 "sc0",
                 "track-sc0",
             ],
-            "stick tables and peers (planned)",
+            "planned: stick tables and peers",
         ),
         (
             &[
@@ -100,7 +100,7 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
                 "ciphersuites",
                 "tune.ssl.default-dh-param",
             ],
-            "TLS (planned)",
+            "planned: TLS",
         ),
         (
             &[
@@ -110,7 +110,7 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
                 "server-template",
                 "resolve-opts",
             ],
-            "DNS resolvers (planned)",
+            "planned: DNS resolvers",
         ),
         (
             &[
@@ -133,11 +133,11 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
                 "expose-fd",
                 "email-alert",
             ],
-            "logs, stats and the runtime socket (planned)",
+            "planned: logs, stats and the runtime socket",
         ),
         (
             &["compression", "cache", "filter", "http-send-name-header"],
-            "later: compression, cache",
+            "planned: compression and cache",
         ),
     ];
     table

@@ -25,6 +25,7 @@ use crate::pool::ServerKey;
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::{HttpConnMode, HttpReuse};
+use std::cell::Cell;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -301,10 +302,10 @@ async fn exchange_bodiless(
         client_timeout,
         client,
         &server.stream,
-        Vec::new(),
         info,
         close_client,
         limits,
+        &Cell::new(false),
     )
     .await?;
     Ok(Exchange {
@@ -335,6 +336,7 @@ async fn exchange_with_body(
     let mut framing = info.framing;
     let client_timeout = fe.timeouts.client;
     let server_timeout = be.timeouts.server;
+    let started = Cell::new(false);
     let upload = pin!(forward_body(
         client,
         &server.stream,
@@ -349,20 +351,23 @@ async fn exchange_with_body(
         client_timeout,
         client,
         &server.stream,
-        Vec::new(),
         &info,
         close_client,
-        limits
+        limits,
+        &started,
     ));
     match select(upload, response).await {
-        Either::Left((uploaded, response)) => {
+        Either::Left((Ok(()), response)) => {
             let (server_reusable, client_ok) = response.await?;
-            let done = uploaded.is_ok();
             Ok(Exchange {
-                server_reusable: server_reusable && done,
-                client_reusable: client_ok && done,
+                server_reusable,
+                client_reusable: client_ok,
             })
         }
+        Either::Left((Err(BodyFail::Framing), _)) if !started.get() => {
+            Err(ResponseFail::Status(400))
+        }
+        Either::Left((Err(_), _)) => Err(ResponseFail::Broken),
         Either::Right((response, _upload)) => {
             response?;
             Ok(Exchange {
@@ -435,16 +440,15 @@ async fn forward_response(
     client_timeout: Option<std::time::Duration>,
     client: &TcpStream,
     server: &TcpStream,
-    mut sbuf: Vec<u8>,
     request: &RequestInfo,
     close_client: bool,
     limits: Limits,
+    started: &Cell<bool>,
 ) -> Result<(bool, bool), ResponseFail> {
-    sbuf.reserve(core.plan.tune.bufsize);
+    let mut sbuf = Vec::with_capacity(core.plan.tune.bufsize);
     let mut out = Vec::with_capacity(512);
-    let mut sent_anything = false;
-    let fail = |sent: bool, status: u16| {
-        if sent {
+    let fail = |status: u16| {
+        if started.get() {
             ResponseFail::Broken
         } else {
             ResponseFail::Status(status)
@@ -462,19 +466,19 @@ async fn forward_response(
                 let (res, b) = read_more(server, sbuf, deadline(be.timeouts.server)).await;
                 sbuf = b;
                 match res {
-                    Ok(0) | Err(IoFail::Io(_)) => return Err(fail(sent_anything, 502)),
-                    Err(IoFail::Timeout) => return Err(fail(sent_anything, 504)),
+                    Ok(0) | Err(IoFail::Io(_)) => return Err(fail(502)),
+                    Err(IoFail::Timeout) => return Err(fail(504)),
                     Ok(_) => continue,
                 }
             }
-            Err(_) => return Err(fail(sent_anything, 502)),
+            Err(_) => return Err(fail(502)),
         };
         sbuf.drain(..info.head_len);
         let client_deadline = deadline(client_timeout);
         out = write_all(client, out, client_deadline)
             .await
             .map_err(|_| ResponseFail::Broken)?;
-        sent_anything = true;
+        started.set(true);
         if info.status == 101 && request.upgrade {
             let idle_client = first_set(&[be.timeouts.tunnel, client_timeout]);
             let idle_server = first_set(&[be.timeouts.tunnel, be.timeouts.server]);
