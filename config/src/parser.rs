@@ -207,7 +207,8 @@ impl<'e> Parser<'e> {
                 )),
             },
             ".endif" => {
-                if conds.pop().is_none() {
+                let closed = conds.pop();
+                if closed.is_none() {
                     self.diagnostics.push(Diagnostic::alert(
                         location,
                         "'.endif' without a matching '.if'",

@@ -189,6 +189,16 @@ impl TransferCoding {
     }
 }
 
+/// 414 when the request line alone is over the limit, 431 when the headers are.
+fn oversized(buf: &[u8], limits: Limits) -> HeadError {
+    let line_len = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
+    if line_len >= limits.max_head {
+        HeadError::UriTooLong
+    } else {
+        HeadError::TooLarge
+    }
+}
+
 /// Parses a request head at the start of `buf` and writes the head to forward into
 /// `out`. `Ok(None)`: more bytes are needed.
 pub fn parse_request(
@@ -201,17 +211,12 @@ pub fn parse_request(
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
-            return Err(HeadError::TooLarge)
+            return Err(oversized(buf, limits))
         }
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() >= limits.max_head {
-                let line_done = buf.contains(&b'\n');
-                return Err(if line_done {
-                    HeadError::TooLarge
-                } else {
-                    HeadError::UriTooLong
-                });
+                return Err(oversized(buf, limits));
             }
             if let Some(lf) = buf.iter().position(|&c| c == b'\n') {
                 check_crlf(&buf[..=lf])?;
@@ -463,8 +468,9 @@ mod tests {
 
     #[test]
     fn basic_request() {
-        let (info, out) = req(b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\n\r\nrest").unwrap().unwrap();
-        assert_eq!(info.head_len, 86);
+        let raw = b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\n\r\nrest";
+        let (info, out) = req(raw).unwrap().unwrap();
+        assert_eq!(info.head_len, raw.len() - 4);
         assert!(info.keep_alive);
         assert_eq!(info.framing, Framing::Empty);
         assert_eq!(out, "GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n");

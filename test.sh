@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, as root or through sudo), then runs
+# the formatting and lint checks and every test: unit tests and the end-to-end tests
+# that start the real binary against real sockets, haproxy included.
+set -euo pipefail
+cd "$(dirname "$0")"
+missing=()
+for tool in haproxy curl socat; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ! -d ../shared/seed-configs ]; then
+  echo "../shared/seed-configs is missing: the seed configuration tests need it beside the checkout" >&2
+  exit 1
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --quiet 2>&1
