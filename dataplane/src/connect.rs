@@ -122,8 +122,7 @@ pub async fn connect<'p>(
     origin: Origin,
 ) -> Result<ServerConn<'p>, ConnectError> {
     let be: &Backend = &plan.backends[be_id];
-    let weights: Vec<u32> = be.servers.iter().map(|s| s.weight).collect();
-    let pick = |exclude| core.rr.borrow_mut()[be_id].pick(&weights, exclude);
+    let pick = |exclude| core.rr.borrow_mut()[be_id].pick(&be.weights, exclude);
     let mut server = pick(None).ok_or(ConnectError::NoServer)?;
     let connect_timeout = be.timeouts.connect;
     let queue_deadline = Instant::now()

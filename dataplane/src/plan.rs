@@ -84,6 +84,8 @@ pub struct Backend {
     pub mode: Mode,
     /// Servers in declaration order.
     pub servers: Vec<ServerPlan>,
+    /// Their weights, in the same order, as the balancer takes them.
+    pub weights: Vec<u32>,
     /// Server-side timeouts.
     pub timeouts: Timeouts,
     /// `retries`.
@@ -168,6 +170,7 @@ impl Plan {
             backends.push(Backend {
                 name: p.name.clone(),
                 mode: p.mode,
+                weights: servers.iter().map(|s| s.weight).collect(),
                 servers,
                 timeouts: p.timeouts.clone(),
                 retries: p.retries,

@@ -12,22 +12,28 @@
 //!    connection modes allow, otherwise close.
 //!
 //! Failures end with HAProxy's status codes (400 408 414 431 501 502 503 504) written to
-//! the client before closing.
+//! the client before closing. The session's buffers live as long as the connection:
+//! nothing is allocated per request in steady state.
 
 use crate::connect::{connect, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
 use crate::http::errors::builtin;
 use crate::http::head::{parse_request, parse_response, Limits, RequestEdits, RequestInfo};
-use crate::io::{deadline, linger, read_more, write_all, write_range, Deadline, IoFail};
-use crate::plan::{first_set, Backend, ErrorPages, Frontend};
+use crate::io::{
+    deadline, linger, read_more, shutdown_write, write_all, write_range, Deadline, IoFail,
+};
+use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::{HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Capacity of the rewritten-head buffers; they grow if a head needs more.
+const HEAD_CAPACITY: usize = 1024;
 
 /// How waiting for a request head ended, when it did not give a request.
 enum HeadWait {
@@ -55,329 +61,6 @@ struct Exchange {
     client_reusable: bool,
 }
 
-/// Serves one client connection in HTTP mode until it closes.
-pub async fn serve(
-    core: &Core,
-    fe: &Frontend,
-    client: TcpStream,
-    mut buf: Vec<u8>,
-    origin: Origin,
-    accepted: Instant,
-) {
-    let plan = core.plan.clone();
-    let limits = Limits {
-        max_head: plan.tune.max_head(),
-        max_headers: plan.tune.http_maxhdr,
-    };
-    let mut out = Vec::with_capacity(1024);
-    let mut private: Option<(ServerKey, TcpStream)> = None;
-    let mut requests: u64 = 0;
-    let Some(be_id) = fe.backend else {
-        send_error(&client, 503, &[&fe.errors]).await;
-        return;
-    };
-    let be = &plan.backends[be_id];
-    let close_server =
-        fe.conn_mode != HttpConnMode::KeepAlive || be.conn_mode != HttpConnMode::KeepAlive;
-    let close_client = fe.conn_mode == HttpConnMode::Close || be.conn_mode == HttpConnMode::Close;
-    let edits = request_edits(fe, be, origin, close_server);
-    loop {
-        // 1. The request head.
-        let info = match wait_head(
-            fe,
-            &client,
-            &mut buf,
-            limits,
-            edits,
-            &mut out,
-            requests == 0,
-            accepted,
-        )
-        .await
-        {
-            Ok(info) => info,
-            Err(HeadWait::Closed) => return,
-            // An idle keep-alive connection times out silently.
-            Err(HeadWait::Timeout { partial: false }) if requests > 0 => return,
-            Err(HeadWait::Timeout { .. }) => return send_error(&client, 408, &[&fe.errors]).await,
-            Err(HeadWait::Refused(status)) => {
-                return send_error(&client, status, &[&fe.errors]).await
-            }
-        };
-        buf.drain(..info.head_len);
-        requests += 1;
-        let close_client = close_client || !info.keep_alive;
-
-        // 2-3. Backend and server connection.
-        let reuse = Reuse {
-            shared: match be.reuse {
-                HttpReuse::Never => false,
-                HttpReuse::Safe => requests > 1,
-                HttpReuse::Aggressive | HttpReuse::Always => true,
-            },
-        };
-        let mut server = match connect(core, &plan, be_id, reuse, &mut private, origin).await {
-            Ok(s) => s,
-            Err(e) => {
-                let status = match e {
-                    ConnectError::NoServer
-                    | ConnectError::Failed
-                    | ConnectError::QueueFull
-                    | ConnectError::QueueTimeout => 503,
-                };
-                return send_error(&client, status, &[&be.errors, &fe.errors]).await;
-            }
-        };
-
-        // 4-5. The exchange.
-        let result = if info.framing == Framing::Empty {
-            let mut r = exchange_bodiless(
-                core,
-                be,
-                fe.timeouts.client,
-                &client,
-                &server,
-                &out,
-                &info,
-                close_client,
-                limits,
-            )
-            .await;
-            if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
-                // An idle connection the server had just closed: one fresh attempt.
-                drop(server);
-                let fresh = Reuse { shared: false };
-                server = match connect(core, &plan, be_id, fresh, &mut None, origin).await {
-                    Ok(s) => s,
-                    Err(_) => return send_error(&client, 503, &[&be.errors, &fe.errors]).await,
-                };
-                r = exchange_bodiless(
-                    core,
-                    be,
-                    fe.timeouts.client,
-                    &client,
-                    &server,
-                    &out,
-                    &info,
-                    close_client,
-                    limits,
-                )
-                .await;
-            }
-            r
-        } else {
-            exchange_with_body(
-                core,
-                fe,
-                be,
-                &client,
-                &server,
-                &mut buf,
-                &out,
-                info,
-                close_client,
-                limits,
-            )
-            .await
-        };
-
-        // 6. What the connections may do next.
-        match result {
-            Ok(x) => {
-                let ServerConn {
-                    stream, key, slot, ..
-                } = server;
-                drop(slot);
-                if x.server_reusable && !close_server {
-                    if be.reuse == HttpReuse::Never || be.servers[key.1].send_proxy.is_some() {
-                        private = Some((key, stream));
-                    } else {
-                        core.pool.borrow_mut().put(key, stream);
-                    }
-                }
-                if !x.client_reusable || close_client {
-                    crate::io::shutdown_write(&client).await;
-                    return;
-                }
-            }
-            Err(ResponseFail::Status(status)) => {
-                return send_error(&client, status, &[&be.errors, &fe.errors]).await
-            }
-            Err(ResponseFail::Broken) => return,
-        }
-    }
-}
-
-/// The header additions this frontend/backend pair makes for this client.
-fn request_edits<'p>(
-    fe: &'p Frontend,
-    be: &'p Backend,
-    origin: Origin,
-    close_server: bool,
-) -> RequestEdits<'p> {
-    let ff = fe.forwardfor.as_ref().or(be.forwardfor.as_ref());
-    let ot = fe.originalto.as_ref().or(be.originalto.as_ref());
-    RequestEdits {
-        forwarded_for: ff
-            .filter(|f| !f.except.is_some_and(|n| n.contains(origin.src.ip())))
-            .map(|f| (f.header.as_str(), origin.src.ip(), f.if_none)),
-        original_to: ot
-            .filter(|o| !o.except.is_some_and(|n| n.contains(origin.dst.ip())))
-            .map(|o| (o.header.as_str(), origin.dst.ip())),
-        close_server,
-    }
-}
-
-/// Waits for and parses the next request head.
-#[allow(clippy::too_many_arguments)]
-async fn wait_head(
-    fe: &Frontend,
-    client: &TcpStream,
-    buf: &mut Vec<u8>,
-    limits: Limits,
-    edits: RequestEdits<'_>,
-    out: &mut Vec<u8>,
-    first: bool,
-    accepted: Instant,
-) -> Result<RequestInfo, HeadWait> {
-    let t = &fe.timeouts;
-    let head_limit = first_set(&[t.http_request, t.client]);
-    let idle_deadline: Deadline = if first {
-        head_limit.map(|d| accepted + d)
-    } else {
-        deadline(first_set(&[t.http_keep_alive, t.http_request, t.client]))
-    };
-    let mut head_deadline: Deadline = if first { idle_deadline } else { None };
-    loop {
-        if !buf.is_empty() {
-            if head_deadline.is_none() {
-                head_deadline = deadline(head_limit);
-            }
-            match parse_request(buf, limits, edits, out) {
-                Ok(Some(info)) => return Ok(info),
-                Ok(None) => {}
-                Err(e) => return Err(HeadWait::Refused(e.status())),
-            }
-        }
-        let at = if buf.is_empty() {
-            idle_deadline
-        } else {
-            head_deadline
-        };
-        let (res, b) = read_more(client, std::mem::take(buf), at).await;
-        *buf = b;
-        match res {
-            Ok(0) => return Err(HeadWait::Closed),
-            Ok(_) => {}
-            Err(IoFail::Timeout) => {
-                return Err(HeadWait::Timeout {
-                    partial: !buf.is_empty(),
-                })
-            }
-            Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
-        }
-    }
-}
-
-/// A request without a body: send the head, then forward the response.
-#[allow(clippy::too_many_arguments)]
-async fn exchange_bodiless(
-    core: &Core,
-    be: &Backend,
-    client_timeout: Option<std::time::Duration>,
-    client: &TcpStream,
-    server: &ServerConn<'_>,
-    head: &[u8],
-    info: &RequestInfo,
-    close_client: bool,
-    limits: Limits,
-) -> Result<Exchange, ResponseFail> {
-    let at = deadline(be.timeouts.server);
-    if write_all(&server.stream, head.to_vec(), at).await.is_err() {
-        return Err(ResponseFail::Status(502));
-    }
-    let (server_reusable, client_ok) = forward_response(
-        core,
-        be,
-        client_timeout,
-        client,
-        &server.stream,
-        info,
-        close_client,
-        limits,
-        &Cell::new(false),
-    )
-    .await?;
-    Ok(Exchange {
-        server_reusable,
-        client_reusable: client_ok,
-    })
-}
-
-/// A request with a body: stream it while the response is read, so that a server
-/// answering early (or with `100 Continue`) is heard at once.
-#[allow(clippy::too_many_arguments)]
-async fn exchange_with_body(
-    core: &Core,
-    fe: &Frontend,
-    be: &Backend,
-    client: &TcpStream,
-    server: &ServerConn<'_>,
-    buf: &mut Vec<u8>,
-    head: &[u8],
-    info: RequestInfo,
-    close_client: bool,
-    limits: Limits,
-) -> Result<Exchange, ResponseFail> {
-    let at = deadline(be.timeouts.server);
-    if write_all(&server.stream, head.to_vec(), at).await.is_err() {
-        return Err(ResponseFail::Status(502));
-    }
-    let mut framing = info.framing;
-    let client_timeout = fe.timeouts.client;
-    let server_timeout = be.timeouts.server;
-    let started = Cell::new(false);
-    let upload = pin!(forward_body(
-        client,
-        &server.stream,
-        buf,
-        &mut framing,
-        client_timeout,
-        server_timeout
-    ));
-    let response = pin!(forward_response(
-        core,
-        be,
-        client_timeout,
-        client,
-        &server.stream,
-        &info,
-        close_client,
-        limits,
-        &started,
-    ));
-    match select(upload, response).await {
-        Either::Left((Ok(()), response)) => {
-            let (server_reusable, client_ok) = response.await?;
-            Ok(Exchange {
-                server_reusable,
-                client_reusable: client_ok,
-            })
-        }
-        Either::Left((Err(BodyFail::Framing), _)) if !started.get() => {
-            Err(ResponseFail::Status(400))
-        }
-        Either::Left((Err(_), _)) => Err(ResponseFail::Broken),
-        Either::Right((response, _upload)) => {
-            response?;
-            Ok(Exchange {
-                server_reusable: false,
-                client_reusable: false,
-            })
-        }
-    }
-}
-
 /// Why a body could not be forwarded whole.
 #[derive(Debug)]
 enum BodyFail {
@@ -393,6 +76,321 @@ impl From<FramingError> for BodyFail {
     }
 }
 
+/// One client connection in HTTP mode and everything it keeps between requests.
+struct Session<'a> {
+    core: &'a Core,
+    fe: &'a Frontend,
+    be: &'a Backend,
+    be_id: BackendId,
+    client: TcpStream,
+    origin: Origin,
+    limits: Limits,
+    /// Client bytes read and not yet forwarded (a head, body bytes, pipelined requests).
+    cbuf: Vec<u8>,
+    /// The rewritten request head.
+    req_head: Vec<u8>,
+    /// Server bytes read and not yet forwarded.
+    sbuf: Vec<u8>,
+    /// The rewritten response head.
+    resp_head: Vec<u8>,
+    /// A server connection kept for this client only (`http-reuse never`, PROXY headers).
+    private: Option<(ServerKey, TcpStream)>,
+    /// Requests served so far.
+    requests: u64,
+    /// Ask servers to close after each response (`http-server-close`, `httpclose`).
+    close_server: bool,
+}
+
+/// Serves one client connection in HTTP mode until it closes. `cbuf` holds what was
+/// already read (after a PROXY header).
+pub async fn serve(
+    core: &Core,
+    fe: &Frontend,
+    client: TcpStream,
+    cbuf: Vec<u8>,
+    origin: Origin,
+    accepted: Instant,
+) {
+    let plan = core.plan.clone();
+    let Some(be_id) = fe.backend else {
+        send_error(&client, 503, &[&fe.errors]).await;
+        return;
+    };
+    let be = &plan.backends[be_id];
+    let mut session = Session {
+        core,
+        fe,
+        be,
+        be_id,
+        client,
+        origin,
+        limits: Limits {
+            max_head: plan.tune.max_head(),
+            max_headers: plan.tune.http_maxhdr,
+        },
+        cbuf,
+        req_head: Vec::with_capacity(HEAD_CAPACITY),
+        sbuf: Vec::with_capacity(plan.tune.bufsize),
+        resp_head: Vec::with_capacity(HEAD_CAPACITY),
+        private: None,
+        requests: 0,
+        close_server: fe.conn_mode != HttpConnMode::KeepAlive
+            || be.conn_mode != HttpConnMode::KeepAlive,
+    };
+    session.run(accepted).await;
+}
+
+impl<'a> Session<'a> {
+    async fn run(&mut self, accepted: Instant) {
+        let close_mode =
+            self.fe.conn_mode == HttpConnMode::Close || self.be.conn_mode == HttpConnMode::Close;
+        loop {
+            // 1. The request head.
+            let info = match self.wait_head(accepted).await {
+                Ok(info) => info,
+                Err(HeadWait::Closed) => return,
+                // An idle keep-alive connection times out silently.
+                Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => return,
+                Err(HeadWait::Timeout { .. }) => return self.fail(408).await,
+                Err(HeadWait::Refused(status)) => return self.fail(status).await,
+            };
+            self.cbuf.drain(..info.head_len);
+            self.requests += 1;
+            let close_client = close_mode || !info.keep_alive;
+
+            // 2-3. Backend (fixed per frontend until the rules engine) and server.
+            let shared = match self.be.reuse {
+                HttpReuse::Never => false,
+                HttpReuse::Safe => self.requests > 1,
+                HttpReuse::Aggressive | HttpReuse::Always => true,
+            };
+            let Ok(mut server) = self.server(Reuse { shared }).await else {
+                return self.fail(503).await;
+            };
+
+            // 4-5. The exchange.
+            let result = if info.framing == Framing::Empty {
+                let mut r = self.exchange_bodiless(&server, &info, close_client).await;
+                if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
+                    // An idle connection the server had just closed: one fresh attempt.
+                    drop(server);
+                    let Ok(fresh) = self.server(Reuse { shared: false }).await else {
+                        return self.fail(503).await;
+                    };
+                    server = fresh;
+                    r = self.exchange_bodiless(&server, &info, close_client).await;
+                }
+                r
+            } else {
+                self.exchange_with_body(&server, info, close_client).await
+            };
+
+            // 6. What the connections may do next.
+            match result {
+                Ok(x) => {
+                    let ServerConn {
+                        stream, key, slot, ..
+                    } = server;
+                    drop(slot);
+                    if x.server_reusable && !self.close_server {
+                        if self.be.reuse == HttpReuse::Never
+                            || self.be.servers[key.1].send_proxy.is_some()
+                        {
+                            self.private = Some((key, stream));
+                        } else {
+                            self.core.pool.borrow_mut().put(key, stream);
+                        }
+                    }
+                    if !x.client_reusable || close_client {
+                        shutdown_write(&self.client).await;
+                        return;
+                    }
+                }
+                Err(ResponseFail::Status(status)) => return self.fail(status).await,
+                Err(ResponseFail::Broken) => return,
+            }
+        }
+    }
+
+    /// Gets a server connection for the current request.
+    async fn server(&mut self, reuse: Reuse) -> Result<ServerConn<'a>, ConnectError> {
+        let core: &'a Core = self.core;
+        let plan: &'a Plan = &core.plan;
+        connect(
+            core,
+            plan,
+            self.be_id,
+            reuse,
+            &mut self.private,
+            self.origin,
+        )
+        .await
+    }
+
+    /// Answers with an error page (backend's, then frontend's, then built-in) and ends.
+    async fn fail(&self, status: u16) {
+        send_error(&self.client, status, &[&self.be.errors, &self.fe.errors]).await;
+    }
+
+    /// The header additions this frontend/backend pair makes for this client.
+    fn edits(&self) -> RequestEdits<'a> {
+        let (fe, be, origin) = (self.fe, self.be, self.origin);
+        let ff = fe.forwardfor.as_ref().or(be.forwardfor.as_ref());
+        let ot = fe.originalto.as_ref().or(be.originalto.as_ref());
+        RequestEdits {
+            forwarded_for: ff
+                .filter(|f| !f.except.is_some_and(|n| n.contains(origin.src.ip())))
+                .map(|f| (f.header.as_str(), origin.src.ip(), f.if_none)),
+            original_to: ot
+                .filter(|o| !o.except.is_some_and(|n| n.contains(origin.dst.ip())))
+                .map(|o| (o.header.as_str(), origin.dst.ip())),
+            close_server: self.close_server,
+        }
+    }
+
+    /// Waits for and parses the next request head into `req_head`.
+    async fn wait_head(&mut self, accepted: Instant) -> Result<RequestInfo, HeadWait> {
+        let t = &self.fe.timeouts;
+        let head_limit = first_set(&[t.http_request, t.client]);
+        let first = self.requests == 0;
+        let idle_deadline: Deadline = if first {
+            head_limit.map(|d| accepted + d)
+        } else {
+            deadline(first_set(&[t.http_keep_alive, t.http_request, t.client]))
+        };
+        let mut head_deadline: Deadline = if first { idle_deadline } else { None };
+        loop {
+            if !self.cbuf.is_empty() {
+                if head_deadline.is_none() {
+                    head_deadline = deadline(head_limit);
+                }
+                let edits = self.edits();
+                match parse_request(&self.cbuf, self.limits, edits, &mut self.req_head) {
+                    Ok(Some(info)) => return Ok(info),
+                    Ok(None) => {}
+                    Err(e) => return Err(HeadWait::Refused(e.status())),
+                }
+            }
+            let at = if self.cbuf.is_empty() {
+                idle_deadline
+            } else {
+                head_deadline
+            };
+            let (res, b) = read_more(&self.client, std::mem::take(&mut self.cbuf), at).await;
+            self.cbuf = b;
+            match res {
+                Ok(0) | Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
+                Ok(_) => {}
+                Err(IoFail::Timeout) => {
+                    return Err(HeadWait::Timeout {
+                        partial: !self.cbuf.is_empty(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Sends the rewritten request head to the server.
+    async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
+        let head = std::mem::take(&mut self.req_head);
+        match write_all(server, head, deadline(self.be.timeouts.server)).await {
+            Ok(head) => {
+                self.req_head = head;
+                Ok(())
+            }
+            Err(_) => {
+                self.req_head = Vec::with_capacity(HEAD_CAPACITY);
+                Err(ResponseFail::Status(502))
+            }
+        }
+    }
+
+    /// The response side of an exchange, borrowing what it needs from the session.
+    fn response_path<'s>(
+        &'s mut self,
+        server: &'s TcpStream,
+        started: &'s Cell<bool>,
+    ) -> (ResponsePath<'s>, &'s mut Vec<u8>, &'s TcpStream) {
+        self.sbuf.clear();
+        (
+            ResponsePath {
+                core: self.core,
+                be: self.be,
+                client: &self.client,
+                server,
+                client_timeout: self.fe.timeouts.client,
+                limits: self.limits,
+                sbuf: &mut self.sbuf,
+                head: &mut self.resp_head,
+                started,
+            },
+            &mut self.cbuf,
+            &self.client,
+        )
+    }
+
+    /// A request without a body: send the head, then forward the response.
+    async fn exchange_bodiless(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: &RequestInfo,
+        close_client: bool,
+    ) -> Result<Exchange, ResponseFail> {
+        self.send_head(&server.stream).await?;
+        let started = Cell::new(false);
+        let (path, _, _) = self.response_path(&server.stream, &started);
+        let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
+        Ok(Exchange {
+            server_reusable,
+            client_reusable,
+        })
+    }
+
+    /// A request with a body: stream it while the response is read, so that a server
+    /// answering early (or with `100 Continue`) is heard at once.
+    async fn exchange_with_body(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: RequestInfo,
+        close_client: bool,
+    ) -> Result<Exchange, ResponseFail> {
+        self.send_head(&server.stream).await?;
+        let mut framing = info.framing;
+        let (client_timeout, server_timeout) = (self.fe.timeouts.client, self.be.timeouts.server);
+        let started = Cell::new(false);
+        let (path, cbuf, client) = self.response_path(&server.stream, &started);
+        let upload = pin!(forward_body(
+            client,
+            &server.stream,
+            cbuf,
+            &mut framing,
+            client_timeout,
+            server_timeout
+        ));
+        let response = pin!(path.forward(&info, close_client));
+        match select(upload, response).await {
+            Either::Left((Ok(()), response)) => {
+                let (server_reusable, client_reusable) = response.await?;
+                Ok(Exchange {
+                    server_reusable,
+                    client_reusable,
+                })
+            }
+            Either::Left((Err(BodyFail::Framing), _)) if !started.get() => {
+                Err(ResponseFail::Status(400))
+            }
+            Either::Left((Err(_), _)) => Err(ResponseFail::Broken),
+            Either::Right((response, _upload)) => {
+                response?;
+                Ok(Exchange {
+                    server_reusable: false,
+                    client_reusable: false,
+                })
+            }
+        }
+    }
+}
+
 /// Forwards one body from `from` to `to`, starting with the bytes already in `buf`;
 /// leaves in `buf` whatever follows the body (a pipelined request).
 async fn forward_body(
@@ -400,8 +398,8 @@ async fn forward_body(
     to: &TcpStream,
     buf: &mut Vec<u8>,
     framing: &mut Framing,
-    read_timeout: Option<std::time::Duration>,
-    write_timeout: Option<std::time::Duration>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 ) -> Result<(), BodyFail> {
     loop {
         if !buf.is_empty() {
@@ -417,9 +415,6 @@ async fn forward_body(
         if framing.is_done() {
             return Ok(());
         }
-        if buf.len() == buf.capacity() {
-            buf.reserve(16384);
-        }
         let (res, b) = read_more(from, std::mem::take(buf), deadline(read_timeout)).await;
         *buf = b;
         match res {
@@ -430,87 +425,101 @@ async fn forward_body(
     }
 }
 
-/// Reads the response head (forwarding interim 1xx ones), sends it to the client,
-/// then streams the body or switches to a tunnel. Returns whether the server
-/// connection and the client connection may be reused.
-#[allow(clippy::too_many_arguments)]
-async fn forward_response(
-    core: &Core,
-    be: &Backend,
-    client_timeout: Option<std::time::Duration>,
-    client: &TcpStream,
-    server: &TcpStream,
-    request: &RequestInfo,
-    close_client: bool,
+/// What forwarding a response needs: the session's response-side buffers and sockets.
+struct ResponsePath<'s> {
+    core: &'s Core,
+    be: &'s Backend,
+    client: &'s TcpStream,
+    server: &'s TcpStream,
+    client_timeout: Option<Duration>,
     limits: Limits,
-    started: &Cell<bool>,
-) -> Result<(bool, bool), ResponseFail> {
-    let mut sbuf = Vec::with_capacity(core.plan.tune.bufsize);
-    let mut out = Vec::with_capacity(512);
-    let fail = |status: u16| {
-        if started.get() {
+    sbuf: &'s mut Vec<u8>,
+    head: &'s mut Vec<u8>,
+    /// Set once any byte of the response reached the client.
+    started: &'s Cell<bool>,
+}
+
+impl ResponsePath<'_> {
+    fn fail(&self, status: u16) -> ResponseFail {
+        if self.started.get() {
             ResponseFail::Broken
         } else {
             ResponseFail::Status(status)
         }
-    };
-    loop {
-        let parsed = if sbuf.is_empty() {
-            Ok(None)
-        } else {
-            parse_response(&sbuf, limits, request, close_client, &mut out)
-        };
-        let info = match parsed {
-            Ok(Some(info)) => info,
-            Ok(None) => {
-                let (res, b) = read_more(server, sbuf, deadline(be.timeouts.server)).await;
-                sbuf = b;
-                match res {
-                    Ok(0) | Err(IoFail::Io(_)) => return Err(fail(502)),
-                    Err(IoFail::Timeout) => return Err(fail(504)),
-                    Ok(_) => continue,
+    }
+
+    /// Reads the response head (forwarding interim 1xx ones), sends it to the client,
+    /// then streams the body or switches to a tunnel. Returns whether the server
+    /// connection and the client connection may be reused.
+    async fn forward(
+        self,
+        request: &RequestInfo,
+        close_client: bool,
+    ) -> Result<(bool, bool), ResponseFail> {
+        loop {
+            let parsed = if self.sbuf.is_empty() {
+                Ok(None)
+            } else {
+                parse_response(self.sbuf, self.limits, request, close_client, self.head)
+            };
+            let info = match parsed {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    let (res, b) = read_more(
+                        self.server,
+                        std::mem::take(self.sbuf),
+                        deadline(self.be.timeouts.server),
+                    )
+                    .await;
+                    *self.sbuf = b;
+                    match res {
+                        Ok(0) | Err(IoFail::Io(_)) => return Err(self.fail(502)),
+                        Err(IoFail::Timeout) => return Err(self.fail(504)),
+                        Ok(_) => continue,
+                    }
                 }
+                Err(_) => return Err(self.fail(502)),
+            };
+            self.sbuf.drain(..info.head_len);
+            let head = std::mem::take(self.head);
+            *self.head = write_all(self.client, head, deadline(self.client_timeout))
+                .await
+                .map_err(|_| ResponseFail::Broken)?;
+            self.started.set(true);
+            if info.status == 101 && request.upgrade {
+                let idle_client = first_set(&[self.be.timeouts.tunnel, self.client_timeout]);
+                let idle_server = first_set(&[self.be.timeouts.tunnel, self.be.timeouts.server]);
+                let pending = std::mem::take(self.sbuf);
+                crate::tcp::tunnel(
+                    self.client,
+                    self.server,
+                    Vec::new(),
+                    pending,
+                    idle_client,
+                    idle_server,
+                    self.core,
+                )
+                .await;
+                return Ok((false, false));
             }
-            Err(_) => return Err(fail(502)),
-        };
-        sbuf.drain(..info.head_len);
-        let client_deadline = deadline(client_timeout);
-        out = write_all(client, out, client_deadline)
+            if (100..200).contains(&info.status) {
+                continue;
+            }
+            let mut framing = info.framing;
+            let until_close = framing == Framing::UntilClose;
+            forward_body(
+                self.server,
+                self.client,
+                self.sbuf,
+                &mut framing,
+                self.be.timeouts.server,
+                self.client_timeout,
+            )
             .await
             .map_err(|_| ResponseFail::Broken)?;
-        started.set(true);
-        if info.status == 101 && request.upgrade {
-            let idle_client = first_set(&[be.timeouts.tunnel, client_timeout]);
-            let idle_server = first_set(&[be.timeouts.tunnel, be.timeouts.server]);
-            crate::tcp::tunnel(
-                client,
-                server,
-                Vec::new(),
-                sbuf,
-                idle_client,
-                idle_server,
-                core,
-            )
-            .await;
-            return Ok((false, false));
+            let clean = self.sbuf.is_empty();
+            return Ok((info.keep_alive && clean, !until_close));
         }
-        if (100..200).contains(&info.status) {
-            continue;
-        }
-        let mut framing = info.framing;
-        let until_close = framing == Framing::UntilClose;
-        forward_body(
-            server,
-            client,
-            &mut sbuf,
-            &mut framing,
-            be.timeouts.server,
-            client_timeout,
-        )
-        .await
-        .map_err(|_| ResponseFail::Broken)?;
-        let clean = sbuf.is_empty();
-        return Ok((info.keep_alive && clean, !until_close));
     }
 }
 
@@ -521,11 +530,6 @@ async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) {
         Some(custom) => custom.to_vec(),
         None => builtin(status),
     };
-    let _ = write_all(
-        client,
-        body,
-        deadline(Some(std::time::Duration::from_secs(5))),
-    )
-    .await;
+    let _ = write_all(client, body, deadline(Some(Duration::from_secs(5)))).await;
     linger(client).await;
 }

@@ -4,7 +4,26 @@
 //! `X-Forwarded-For` / `X-Original-To` added). Never reads or writes a socket.
 
 use super::body::Framing;
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
+
+/// Header slots kept on the stack; a `tune.http.maxhdr` above this uses the heap.
+const STACK_HEADERS: usize = 128;
+
+/// The slots httparse fills: on the stack for usual limits, so a head is parsed
+/// without allocating.
+fn header_slots<'a, 'b>(
+    stack: &'a mut [MaybeUninit<httparse::Header<'b>>; STACK_HEADERS],
+    heap: &'a mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    max: usize,
+) -> &'a mut [MaybeUninit<httparse::Header<'b>>] {
+    if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        heap.resize_with(max, MaybeUninit::uninit);
+        heap
+    }
+}
 
 /// Why a head was refused, with the status the client gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -207,9 +226,11 @@ pub fn parse_request(
     edits: RequestEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<RequestInfo>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
             return Err(oversized(buf, limits))
         }
@@ -358,9 +379,13 @@ pub fn parse_response(
     close_client: bool,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseInfo>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = header_slots(&mut stack, &mut heap, limits.max_headers);
+    let mut resp = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, slots)
+    {
         Ok(httparse::Status::Complete(n)) if n > limits.max_head => {
             return Err(HeadError::TooLarge)
         }
