@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 /// How long an idle server connection is kept.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(10);
+/// Connections idle for less than this are reused without a liveness check (one
+/// syscall saved per request); a bodiless request that meets one the server has
+/// closed is retried on a fresh connection, others get a 502 as with HAProxy.
+pub const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// The most idle connections kept per server on one executor.
 pub const MAX_IDLE_PER_SERVER: usize = 256;
 
@@ -33,7 +37,8 @@ impl Pool {
     pub fn take(&mut self, key: ServerKey) -> Option<TcpStream> {
         let list = self.idle.get_mut(&key)?;
         while let Some(idle) = list.pop() {
-            if idle.since.elapsed() < IDLE_LIMIT && !crate::io::looks_closed(&idle.stream) {
+            let age = idle.since.elapsed();
+            if age < TRUSTED_IDLE || (age < IDLE_LIMIT && !crate::io::looks_closed(&idle.stream)) {
                 return Some(idle.stream);
             }
         }

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+/// The address reported for UNIX-socket clients, which have no IP address.
+const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
 /// How long a connection may take to send its PROXY header when no client timeout is set.
 const PROXY_HEADER_WAIT: Duration = Duration::from_secs(5);
 
@@ -169,16 +172,30 @@ async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
             compio::time::sleep(Duration::from_millis(5)).await;
         }
         let accepted = match &listener {
-            Either::Tcp(l) => l.accept().await.map(|(s, peer)| (s, Some(peer))),
-            Either::Unix(l) => l
-                .accept()
-                .await
-                .and_then(|(s, _)| unix_as_tcp(s))
-                .map(|s| (s, None)),
+            Either::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                let local = s.local_addr().unwrap_or(UNSPECIFIED);
+                (
+                    s,
+                    Origin {
+                        src: peer,
+                        dst: local,
+                    },
+                )
+            }),
+            Either::Unix(l) => l.accept().await.and_then(|(s, _)| unix_as_tcp(s)).map(|s| {
+                (
+                    s,
+                    Origin {
+                        src: UNSPECIFIED,
+                        dst: UNSPECIFIED,
+                    },
+                )
+            }),
         };
         match accepted {
-            Ok((stream, peer)) => {
-                compio::runtime::spawn(handle(core.clone(), fi, bi, stream, peer)).detach();
+            Ok((stream, origin)) => {
+                let guard = ConnGuard::new(core.clone(), fi);
+                compio::runtime::spawn(handle(guard, bi, stream, origin)).detach();
             }
             Err(_) => compio::time::sleep(Duration::from_millis(10)).await,
         }
@@ -202,42 +219,42 @@ fn unix_as_tcp(s: compio::net::UnixStream) -> std::io::Result<TcpStream> {
     TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(fd) })
 }
 
-/// Counts a client connection against the limits while it lives.
-struct ConnGuard<'a> {
-    core: &'a Core,
-    fe: &'a Frontend,
+/// Counts a client connection against the limits from its accept to its close. Taken
+/// before the next accept, so that a limit is seen as soon as it is reached.
+struct ConnGuard {
+    core: Rc<Core>,
+    fi: usize,
 }
 
-impl<'a> ConnGuard<'a> {
-    fn new(core: &'a Core, fe: &'a Frontend) -> Self {
+impl ConnGuard {
+    fn new(core: Rc<Core>, fi: usize) -> Self {
         core.active.set(core.active.get() + 1);
         core.process_conns.fetch_add(1, Ordering::Relaxed);
-        fe.conns.fetch_add(1, Ordering::Relaxed);
-        Self { core, fe }
+        core.plan.frontends[fi]
+            .conns
+            .fetch_add(1, Ordering::Relaxed);
+        Self { core, fi }
     }
 }
 
-impl Drop for ConnGuard<'_> {
+impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.core.active.set(self.core.active.get() - 1);
         self.core.process_conns.fetch_sub(1, Ordering::Relaxed);
-        self.fe.conns.fetch_sub(1, Ordering::Relaxed);
+        self.core.plan.frontends[self.fi]
+            .conns
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// A new client connection: PROXY header if the bind expects one, then the mode's path.
-async fn handle(core: Rc<Core>, fi: usize, bi: usize, client: TcpStream, peer: Option<SocketAddr>) {
+async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Origin) {
+    let core = guard.core.clone();
     let plan = core.plan.clone();
-    let fe = &plan.frontends[fi];
+    let fe = &plan.frontends[guard.fi];
     let bind = &fe.binds[bi];
-    let _guard = ConnGuard::new(&core, fe);
     let accepted = Instant::now();
     let _ = client.set_nodelay(true);
-    let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let mut origin = Origin {
-        src: peer.unwrap_or(unspecified),
-        dst: client.local_addr().unwrap_or(unspecified),
-    };
     let mut buf = Vec::with_capacity(plan.tune.bufsize);
     if bind.accept_proxy {
         let at = Some(
