@@ -97,17 +97,49 @@ fn large_payloads_with_copy() {
 
 #[test]
 fn large_payloads_with_splice() {
-    let (server, _) = sink_server(64 << 20);
+    for options in [
+        "  option splice-auto\n",
+        "  option splice-request\n  option splice-response\n",
+    ] {
+        let (server, _) = sink_server(64 << 20);
+        let port = free_port();
+        let _p = Percore::start(&tcp_config(port, server, options, ""), port);
+        relay_round_trip(port, 64 << 20, 64 << 20);
+        // Pipes go back to the pool and serve the next connections.
+        for _ in 0..5 {
+            relay_round_trip(port, 1 << 20, 64 << 20);
+        }
+    }
+}
+
+#[test]
+fn spliced_relay_survives_a_slow_reader() {
+    let (server, _) = sink_server(32 << 20);
     let port = free_port();
     let _p = Percore::start(
-        &tcp_config(port, server, "  option splice-auto\n", ""),
+        &tcp_config(port, server, "  option splice-response\n", ""),
         port,
     );
-    relay_round_trip(port, 64 << 20, 64 << 20);
-    // Pipes go back to the pool and serve the next connections.
-    for _ in 0..5 {
-        relay_round_trip(port, 1 << 20, 64 << 20);
+    let mut s = connect(port);
+    s.write_all(b"up").unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let started = std::time::Instant::now();
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+        if started.elapsed() < std::time::Duration::from_millis(500) {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
+    let sum = b"up"
+        .iter()
+        .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+    assert_eq!(got, format!("2 {sum}\n").len() + (32 << 20));
 }
 
 #[test]

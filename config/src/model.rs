@@ -289,6 +289,22 @@ pub struct Splice {
     pub response: bool,
 }
 
+impl Splice {
+    /// Both sets of options together (a frontend's and a backend's).
+    pub fn union(self, other: Splice) -> Splice {
+        Splice {
+            auto: self.auto || other.auto,
+            request: self.request || other.request,
+            response: self.response || other.response,
+        }
+    }
+
+    /// Whether any direction may splice.
+    pub fn any(self) -> bool {
+        self.auto || self.request || self.response
+    }
+}
+
 /// Boolean and small `option` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {

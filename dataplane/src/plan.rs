@@ -71,6 +71,8 @@ pub struct Frontend {
     pub forwardfor: Option<ForwardFor>,
     /// `option originalto`.
     pub originalto: Option<OriginalTo>,
+    /// `option splice-*`.
+    pub splice: Splice,
     /// Responses for errors decided in the frontend.
     pub errors: ErrorPages,
 }
@@ -218,6 +220,7 @@ impl Plan {
                     conn_mode: p.options.http_conn_mode,
                     forwardfor: p.options.forwardfor.clone(),
                     originalto: p.options.originalto.clone(),
+                    splice: p.options.splice,
                     errors: error_pages(p),
                 }
             })

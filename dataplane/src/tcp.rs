@@ -1,20 +1,41 @@
 //! TCP mode: a bidirectional relay between client and server with half-close, the
-//! tunnel/client/server/fin timeouts, and a zero-copy path through a pipe (`splice`)
-//! when `option splice-*` asks for it and a pipe is free; plain copying otherwise.
+//! tunnel/client/server/fin timeouts, and a zero-copy path through a pipe.
+//!
+//! Splicing is driven by readiness on the executor's own thread: non-blocking
+//! `splice(2)` calls, and an io_uring poll when one would block. (io_uring's own splice
+//! operation is not used: on sockets the kernel hands it to io-wq worker threads,
+//! which breaks the one-thread-per-core model.) `option splice-request` /
+//! `splice-response` splice from the first byte; `option splice-auto` copies until a
+//! read fills the buffer, then switches to splicing for the rest of the transfer.
 
 use crate::connect::{connect, Origin, Reuse};
 use crate::core::Core;
 use crate::io::{read_more, shutdown_write, with_deadline, write_range, IoFail};
 use crate::pipe::Pipe;
 use crate::plan::{first_set, Backend, Frontend};
-use compio::driver::op::Splice;
+use compio::driver::op::{Interest, PollOnce};
 use compio::driver::ToSharedFd;
 use compio::net::TcpStream;
 use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Most bytes moved by one splice.
 const SPLICE_CHUNK: usize = 1 << 16;
+/// Size of the copy buffer.
+const COPY_BUFFER: usize = 16384;
+
+/// When a direction splices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpliceMode {
+    /// Always copy.
+    Never,
+    /// Copy until a read fills the buffer, then splice.
+    Auto,
+    /// Splice from the start.
+    Always,
+}
 
 /// Relays a client connection to a server of `be`. `pending` holds client bytes
 /// already read (after a PROXY header).
@@ -44,41 +65,43 @@ pub async fn relay(
     };
     let server_stream = server.stream;
     let tunnel = be.timeouts.tunnel;
-    let client_idle = first_set(&[tunnel, fe.timeouts.client]);
-    let server_idle = first_set(&[tunnel, be.timeouts.server]);
     let activity = Cell::new(Instant::now());
     let fin_limit = Cell::new(None);
-    let splice_up = be.splice.request || be.splice.auto;
-    let splice_down = be.splice.response || be.splice.auto;
+    let splice = fe.splice.union(be.splice);
+    if splice.any()
+        && (set_nonblocking(client.as_raw_fd()).is_err()
+            || set_nonblocking(server_stream.as_raw_fd()).is_err())
+    {
+        return;
+    }
+    let mode = |forced: bool| {
+        if forced {
+            SpliceMode::Always
+        } else if splice.auto {
+            SpliceMode::Auto
+        } else {
+            SpliceMode::Never
+        }
+    };
     let up = Direction {
         from: &client,
         to: &server_stream,
-        idle: client_idle,
+        idle: first_set(&[tunnel, fe.timeouts.client]),
         fin: fe.timeouts.client_fin,
         activity: &activity,
         fin_limit: &fin_limit,
+        splice: mode(splice.request),
     };
     let down = Direction {
         from: &server_stream,
         to: &client,
-        idle: server_idle,
+        idle: first_set(&[tunnel, be.timeouts.server]),
         fin: be.timeouts.server_fin,
         activity: &activity,
         fin_limit: &fin_limit,
+        splice: mode(splice.response),
     };
-    let up_pipe = if splice_up {
-        core.pipes.borrow_mut().take()
-    } else {
-        None
-    };
-    let down_pipe = if splice_down {
-        core.pipes.borrow_mut().take()
-    } else {
-        None
-    };
-    let up_fut = up.run(pending, up_pipe, core);
-    let down_fut = down.run(Vec::new(), down_pipe, core);
-    futures_util::future::join(up_fut, down_fut).await;
+    futures_util::future::join(up.run(pending, core), down.run(Vec::new(), core)).await;
     drop(server.slot);
 }
 
@@ -102,6 +125,7 @@ pub async fn tunnel(
         fin: None,
         activity: &activity,
         fin_limit: &fin_limit,
+        splice: SpliceMode::Never,
     };
     let down = Direction {
         from: server,
@@ -110,12 +134,9 @@ pub async fn tunnel(
         fin: None,
         activity: &activity,
         fin_limit: &fin_limit,
+        splice: SpliceMode::Never,
     };
-    futures_util::future::join(
-        up.run(client_pending, None, core),
-        down.run(server_pending, None, core),
-    )
-    .await;
+    futures_util::future::join(up.run(client_pending, core), down.run(server_pending, core)).await;
 }
 
 /// One direction of the relay.
@@ -129,10 +150,19 @@ struct Direction<'a> {
     activity: &'a Cell<Instant>,
     /// Set by the first direction to finish: the limit the remaining one runs under.
     fin_limit: &'a Cell<Option<Duration>>,
+    splice: SpliceMode,
+}
+
+/// How the copy loop ended.
+enum CopyEnd {
+    /// The source closed its side.
+    Eof,
+    /// A read filled the buffer: switch to splicing.
+    Large,
 }
 
 impl Direction<'_> {
-    async fn run(&self, pending: Vec<u8>, pipe: Option<Pipe>, core: &Core) {
+    async fn run(&self, pending: Vec<u8>, core: &Core) {
         let mut buf = pending;
         if !buf.is_empty() {
             let len = buf.len();
@@ -142,13 +172,13 @@ impl Direction<'_> {
                 return;
             }
         }
-        let result = match pipe {
-            Some(pipe) => {
-                let (res, empty) = self.splice_loop(&pipe).await;
-                core.pipes.borrow_mut().give_back(pipe, empty);
-                res
-            }
-            None => self.copy_loop(buf).await,
+        let result = match self.splice {
+            SpliceMode::Always => self.splice_with_pool(core).await,
+            SpliceMode::Never | SpliceMode::Auto => match self.copy_loop(buf).await {
+                Ok(CopyEnd::Eof) => Ok(()),
+                Ok(CopyEnd::Large) => self.splice_with_pool(core).await,
+                Err(e) => Err(e),
+            },
         };
         if result.is_ok() {
             if self.fin.is_some() {
@@ -177,15 +207,15 @@ impl Direction<'_> {
         self.limit().map(|idle| self.activity.get() + idle)
     }
 
-    async fn copy_loop(&self, mut buf: Vec<u8>) -> Result<(), IoFail> {
+    async fn copy_loop(&self, mut buf: Vec<u8>) -> Result<CopyEnd, IoFail> {
         buf.clear();
-        buf.reserve(16384);
+        buf.reserve(COPY_BUFFER);
         loop {
             buf.clear();
             let (res, b) = read_more(self.from, buf, self.deadline()).await;
             buf = b;
             let n = match res {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(CopyEnd::Eof),
                 Ok(n) => n,
                 Err(IoFail::Timeout) if !self.expired() => continue,
                 Err(e) => return Err(e),
@@ -195,52 +225,106 @@ impl Direction<'_> {
             buf = b;
             res?;
             self.activity.set(Instant::now());
+            if self.splice == SpliceMode::Auto && n == buf.capacity() {
+                return Ok(CopyEnd::Large);
+            }
         }
     }
 
-    /// Returns the result and whether the pipe was left empty.
-    async fn splice_loop(&self, pipe: &Pipe) -> (Result<(), IoFail>, bool) {
+    /// Splices through a pipe from the executor's pool, or copies when none is free.
+    async fn splice_with_pool(&self, core: &Core) -> Result<(), IoFail> {
+        let Some(pipe) = core.pipes.borrow_mut().take() else {
+            return self.copy_loop(Vec::new()).await.map(|_| ());
+        };
+        let (result, empty) = self.splice_loop(&pipe).await;
+        core.pipes.borrow_mut().give_back(pipe, empty);
+        result
+    }
+
+    /// Waits until `stream` is ready for `interest`, within the idle limit.
+    async fn ready(&self, stream: &TcpStream, interest: Interest) -> Result<(), IoFail> {
         loop {
-            let into_pipe = Splice::new(
-                self.from.to_shared_fd(),
-                -1,
-                pipe.write.clone(),
-                -1,
-                SPLICE_CHUNK,
-                libc::SPLICE_F_MOVE,
-            );
-            let n = match with_deadline(self.deadline(), compio::runtime::submit(into_pipe)).await {
-                Ok(r) => match r.0 {
-                    Ok(0) => return (Ok(()), true),
-                    Ok(n) => n,
-                    Err(e) => return (Err(e.into()), true),
-                },
+            let op = PollOnce::new(stream.to_shared_fd(), interest);
+            match with_deadline(self.deadline(), compio::runtime::submit(op)).await {
+                Ok(r) => return r.0.map(|_| ()).map_err(IoFail::from),
                 Err(_) if !self.expired() => continue,
-                Err(e) => return (Err(e), false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves data socket -> pipe -> socket until the source closes. Returns the result
+    /// and whether the pipe was left empty (reusable).
+    async fn splice_loop(&self, pipe: &Pipe) -> (Result<(), IoFail>, bool) {
+        let (from, to) = (self.from.as_raw_fd(), self.to.as_raw_fd());
+        let mut in_pipe = 0usize;
+        loop {
+            let eof = match splice(from, pipe.write.as_raw_fd(), SPLICE_CHUNK) {
+                Ok(0) => true,
+                Ok(n) => {
+                    in_pipe += n;
+                    self.activity.set(Instant::now());
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && in_pipe == 0 => {
+                    if let Err(e) = self.ready(self.from, Interest::Readable).await {
+                        return (Err(e), true);
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                Err(e) => return (Err(e.into()), in_pipe == 0),
             };
-            self.activity.set(Instant::now());
-            let mut left = n;
-            while left > 0 {
-                let out = Splice::new(
-                    pipe.read.clone(),
-                    -1,
-                    self.to.to_shared_fd(),
-                    -1,
-                    left,
-                    libc::SPLICE_F_MOVE,
-                );
-                match with_deadline(self.deadline(), compio::runtime::submit(out)).await {
-                    Ok(r) => match r.0 {
-                        Ok(0) => {
-                            return (Err(IoFail::Io(std::io::ErrorKind::WriteZero.into())), false)
+            while in_pipe > 0 {
+                match splice(pipe.read.as_raw_fd(), to, in_pipe) {
+                    Ok(m) => {
+                        in_pipe -= m;
+                        self.activity.set(Instant::now());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = self.ready(self.to, Interest::Writable).await {
+                            return (Err(e), false);
                         }
-                        Ok(m) => left -= m,
-                        Err(e) => return (Err(e.into()), false),
-                    },
-                    Err(e) => return (Err(e), false),
+                    }
+                    Err(e) => return (Err(e.into()), false),
                 }
             }
-            self.activity.set(Instant::now());
+            if eof {
+                return (Ok(()), true);
+            }
         }
+    }
+}
+
+/// Puts a socket in non-blocking mode, which `splice(2)` needs on TCP sockets (it
+/// honours the file's `O_NONBLOCK`, not `SPLICE_F_NONBLOCK`, on the socket side).
+/// io_uring's send and receive operations are unaffected: they pass their own flags.
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor this relay owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One non-blocking `splice(2)` call between a socket and a pipe.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: plain system call on descriptors this direction owns; null offsets.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
