@@ -118,7 +118,11 @@ fn random_configurations_never_panic() {
         for _ in 0..(rng.next() % 12) {
             for _ in 0..(rng.next() % 7) {
                 text.push_str(rng.pick(WORDS));
-                text.push(if rng.next() % 5 == 0 { '\t' } else { ' ' });
+                text.push(if rng.next().is_multiple_of(5) {
+                    '\t'
+                } else {
+                    ' '
+                });
             }
             text.push('\n');
         }
