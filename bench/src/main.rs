@@ -5,7 +5,7 @@ use percore_bench::origin::Origin;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: percore-bench origin --listen ADDR [--name NAME]";
+    let usage = "usage: percore-bench origin --listen ADDR [--name NAME] [--threads N]";
     let [cmd, rest @ ..] = args.as_slice() else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -16,11 +16,13 @@ fn main() {
     }
     let mut listen = "127.0.0.1:19001".to_string();
     let mut name = "origin".to_string();
+    let mut threads = 1usize;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
             ("--listen", Some(v)) => listen = v.clone(),
             ("--name", Some(v)) => name = v.clone(),
+            ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => threads = v.parse().unwrap_or(1),
             _ => {
                 eprintln!("{usage}");
                 std::process::exit(2);
@@ -34,7 +36,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match Origin::start(&name, addr) {
+    match Origin::start_threads(&name, addr, threads) {
         Ok(o) => println!("origin '{name}' listening on {}", o.addr),
         Err(e) => {
             eprintln!("percore-bench: cannot listen on {addr}: {e}");

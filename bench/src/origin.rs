@@ -46,30 +46,46 @@ impl Origin {
     /// Starts an origin named `name` on `addr` (port 0 picks a free one) in a thread of
     /// its own; it runs until the process exits.
     pub fn start(name: &str, addr: SocketAddr) -> std::io::Result<Origin> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
+        Self::start_threads(name, addr, 1)
+    }
+
+    /// Like [`Origin::start`] with `threads` threads, each with its own `SO_REUSEPORT`
+    /// listener, so that a benchmark's origin is never its bottleneck.
+    pub fn start_threads(name: &str, addr: SocketAddr, threads: usize) -> std::io::Result<Origin> {
+        let first = reuseport_listener(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..threads.max(1) {
+            listeners.push(reuseport_listener(addr)?);
+        }
         let stats = Arc::new(Stats::default());
-        let (name, s) = (Rc::<str>::from(name).to_string(), stats.clone());
-        std::thread::Builder::new()
-            .name(format!("origin-{name}"))
-            .spawn(move || {
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let (name, s) = (name.to_string(), stats.clone());
+            std::thread::Builder::new().name(format!("origin-{name}-{i}")).spawn(move || {
                 let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
                 rt.block_on(async move {
                     let listener = TcpListener::from_std(listener).expect("adopt listener");
                     let name: Rc<str> = name.into();
                     loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
+                        let Ok((stream, _)) = listener.accept().await else { continue };
                         let serial = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        compio::runtime::spawn(serve(stream, name.clone(), serial, s.clone()))
-                            .detach();
+                        compio::runtime::spawn(serve(stream, name.clone(), serial, s.clone())).detach();
                     }
                 });
             })?;
+        }
         Ok(Origin { addr, stats })
     }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Query parameter `key` of a request target.
