@@ -22,7 +22,9 @@ fn main() {
         match (a.as_str(), it.next()) {
             ("--listen", Some(v)) => listen = v.clone(),
             ("--name", Some(v)) => name = v.clone(),
-            ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => threads = v.parse().unwrap_or(1),
+            ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
+                threads = v.parse().unwrap_or(1)
+            }
             _ => {
                 eprintln!("{usage}");
                 std::process::exit(2);

@@ -61,25 +61,34 @@ impl Origin {
         let stats = Arc::new(Stats::default());
         for (i, listener) in listeners.into_iter().enumerate() {
             let (name, s) = (name.to_string(), stats.clone());
-            std::thread::Builder::new().name(format!("origin-{name}-{i}")).spawn(move || {
-                let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("adopt listener");
-                    let name: Rc<str> = name.into();
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else { continue };
-                        let serial = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        compio::runtime::spawn(serve(stream, name.clone(), serial, s.clone())).detach();
-                    }
-                });
-            })?;
+            std::thread::Builder::new()
+                .name(format!("origin-{name}-{i}"))
+                .spawn(move || {
+                    let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+                    rt.block_on(async move {
+                        let listener = TcpListener::from_std(listener).expect("adopt listener");
+                        let name: Rc<str> = name.into();
+                        loop {
+                            let Ok((stream, _)) = listener.accept().await else {
+                                continue;
+                            };
+                            let serial = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                            compio::runtime::spawn(serve(stream, name.clone(), serial, s.clone()))
+                                .detach();
+                        }
+                    });
+                })?;
         }
         Ok(Origin { addr, stats })
     }
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;

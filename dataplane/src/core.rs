@@ -26,14 +26,14 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core's fresh state for `plan`.
-    pub fn new(plan: Arc<Plan>, process_conns: Arc<AtomicU32>) -> Self {
+    /// A core's fresh state for `plan`, one of `executors` cores.
+    pub fn new(plan: Arc<Plan>, process_conns: Arc<AtomicU32>, executors: usize) -> Self {
         let rr = plan
             .backends
             .iter()
             .map(|b| RoundRobin::new(b.servers.len()))
             .collect();
-        let pipes = PipePool::new(plan.pipes_per_executor, plan.tune.pipesize);
+        let pipes = PipePool::new(plan.maxpipes.div_ceil(executors.max(1)), plan.tune.pipesize);
         Self {
             plan,
             rr: RefCell::new(rr),

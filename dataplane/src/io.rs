@@ -105,18 +105,6 @@ pub fn looks_closed(s: &TcpStream) -> bool {
     }
 }
 
-/// Makes sure `buf` has spare room to read into, moving unread bytes to the front.
-pub fn make_room(buf: &mut Vec<u8>, consumed: usize) {
-    if consumed > 0 {
-        buf.drain(..consumed);
-    }
-}
-
-/// Whether a buffer is full (no spare capacity left to read into).
-pub fn is_full(buf: &Vec<u8>) -> bool {
-    buf.len() == buf.capacity()
-}
-
 /// Discards what a client still sends, for a moment, so that the error response
 /// written before is not destroyed by a reset when the socket closes.
 pub async fn linger(s: &TcpStream) {

@@ -41,8 +41,9 @@ pub struct Plan {
     pub tune: Tune,
     /// Process-wide connection limit.
     pub maxconn: u32,
-    /// How many pipes each executor may keep for splicing.
-    pub pipes_per_executor: usize,
+    /// `maxpipes`: the most splice pipes for the whole process (HAProxy's default is a
+    /// quarter of `maxconn`); executors share it out evenly.
+    pub maxpipes: usize,
 }
 
 /// Index of a backend in [`Plan::backends`].
@@ -230,7 +231,7 @@ impl Plan {
             backends,
             tune: config.global.tune.clone(),
             maxconn: config.global.maxconn,
-            pipes_per_executor: config
+            maxpipes: config
                 .global
                 .maxpipes
                 .unwrap_or(config.global.maxconn as usize / 4),

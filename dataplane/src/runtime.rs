@@ -71,6 +71,7 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
     let process_conns = Arc::new(AtomicU32::new(0));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<EventHandle, String>>();
     let mut threads = Vec::new();
+    let executors = placement.len();
     for (index, cpu) in placement.iter().copied().enumerate() {
         let plan = plan.clone();
         let shared = shared.clone();
@@ -91,7 +92,7 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
                         return;
                     }
                 };
-                runtime.block_on(executor(plan, shared, process_conns, ready));
+                runtime.block_on(executor(plan, executors, shared, process_conns, ready));
             })
             .map_err(|e| format!("cannot start executor thread: {e}"))?;
         threads.push(thread);
@@ -111,11 +112,12 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
 /// One executor: open listeners, accept until told to stop, then drain.
 async fn executor(
     plan: Arc<Plan>,
+    executors: usize,
     shared: Arc<Vec<(usize, usize, Shared)>>,
     process_conns: Arc<AtomicU32>,
     ready: mpsc::Sender<Result<EventHandle, String>>,
 ) {
-    let core = Rc::new(Core::new(plan.clone(), process_conns));
+    let core = Rc::new(Core::new(plan.clone(), process_conns, executors));
     let mut listening: Vec<(usize, usize, Listening)> = Vec::new();
     let mut opened = || -> Result<(), String> {
         for (fi, fe) in plan.frontends.iter().enumerate() {
