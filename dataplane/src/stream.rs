@@ -380,11 +380,15 @@ impl<'a> Session<'a> {
                 Err(ResponseFail::Status(400))
             }
             Either::Left((Err(_), _)) => Err(ResponseFail::Broken),
-            Either::Right((response, _upload)) => {
-                response?;
+            // The response ended first (an early answer, or the last request bytes'
+            // completion not yet seen): the rest of the body still goes to the server,
+            // within the usual timeouts, so both connections stay in step.
+            Either::Right((response, upload)) => {
+                let (server_reusable, client_reusable) = response?;
+                let complete = upload.await.is_ok();
                 Ok(Exchange {
-                    server_reusable: false,
-                    client_reusable: false,
+                    server_reusable: server_reusable && complete,
+                    client_reusable: client_reusable && complete,
                 })
             }
         }
