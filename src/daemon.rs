@@ -71,6 +71,29 @@ pub fn detach() -> std::io::Result<Side> {
     }
 }
 
+/// Sets the open-file limit: `ulimit-n` when given, otherwise enough for `maxconn`
+/// client and server connections, as HAProxy computes it; capped by the hard limit,
+/// with a warning when that is too low.
+pub fn set_fd_limit(ulimit_n: Option<u64>, maxconn: u32) {
+    let wanted = ulimit_n.unwrap_or(2 * u64::from(maxconn) + 64);
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if wanted > lim.rlim_max {
+            eprintln!(
+                "[WARNING]  ({}) : FD limit ({}) too low for maxconn={maxconn}; wanted {wanted}",
+                std::process::id(),
+                lim.rlim_max
+            );
+        }
+        lim.rlim_cur = wanted.min(lim.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
 fn stop_set() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local value.
     unsafe {

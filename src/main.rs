@@ -105,6 +105,7 @@ fn run(args: &Args) -> ExitCode {
             }
         }
     }
+    daemon::set_fd_limit(config.global.ulimit_n, config.global.maxconn);
     daemon::block_stop_signals();
     let running = match runtime::start(plan, &placement(&config)) {
         Ok(r) => r,

@@ -24,6 +24,7 @@ pub fn keyword(g: &mut Global, words: &[String]) -> Result<(), String> {
         "cpu-map" => g.cpu_map.push(cpu_map(args)?),
         "pidfile" => g.pidfile = Some(one(kw, args)?.into()),
         "maxpipes" => g.maxpipes = Some(parse_uint(kw, one(kw, args)?)?),
+        "ulimit-n" => g.ulimit_n = Some(parse_uint(kw, one(kw, args)?)?),
         "tune.bufsize" => {
             let size = size_arg(kw, args)?;
             if !(1024..=(1 << 30)).contains(&size) {

@@ -43,6 +43,8 @@ pub struct Global {
     pub pidfile: Option<PathBuf>,
     /// `maxpipes`: most pipes kept for splicing, per process.
     pub maxpipes: Option<usize>,
+    /// `ulimit-n`: the file descriptor limit to set (computed from `maxconn` if absent).
+    pub ulimit_n: Option<u64>,
     /// Buffer and parser limits.
     pub tune: Tune,
 }
@@ -56,6 +58,7 @@ impl Default for Global {
             cpu_map: Vec::new(),
             pidfile: None,
             maxpipes: None,
+            ulimit_n: None,
             tune: Tune::default(),
         }
     }

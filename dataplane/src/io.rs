@@ -55,6 +55,15 @@ pub async fn read_more(
     }
 }
 
+/// Waits until `s` has something to read (or is closed), holding no buffer meanwhile.
+pub async fn wait_readable(s: &TcpStream, at: Deadline) -> Result<(), IoFail> {
+    use compio::driver::op::{Interest, PollOnce};
+    use compio::driver::ToSharedFd;
+    let op = PollOnce::new(s.to_shared_fd(), Interest::Readable);
+    with_deadline(at, compio::runtime::submit(op)).await?.0?;
+    Ok(())
+}
+
 /// Writes `buf[range]` entirely.
 pub async fn write_range(
     s: &TcpStream,

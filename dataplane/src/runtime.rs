@@ -257,36 +257,62 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let bind = &fe.binds[bi];
     let accepted = Instant::now();
     let _ = client.set_nodelay(true);
-    let mut buf = Vec::with_capacity(plan.tune.bufsize);
+    // The buffer is allocated when the client has sent something (see `stream`).
+    let mut buf = Vec::new();
     if bind.accept_proxy {
-        let at = Some(
-            accepted
-                + fe.timeouts
-                    .client
-                    .unwrap_or(PROXY_HEADER_WAIT)
-                    .min(PROXY_HEADER_WAIT),
-        );
-        loop {
-            match proxy_protocol::parse(&buf) {
-                Ok(Some((header, len))) => {
-                    buf.drain(..len);
-                    origin.src = header.src.unwrap_or(origin.src);
-                    origin.dst = header.dst.unwrap_or(origin.dst);
-                    break;
-                }
-                Ok(None) => {}
-                Err(_) => return,
+        // Boxed: a rare step that would otherwise enlarge every connection's future.
+        match Box::pin(read_proxy_header(&client, fe, accepted, plan.tune.bufsize)).await {
+            Some((pending, header_origin)) => {
+                buf = pending;
+                origin.src = header_origin.src.unwrap_or(origin.src);
+                origin.dst = header_origin.dst.unwrap_or(origin.dst);
             }
-            let (res, b) = crate::io::read_more(&client, buf, at).await;
-            buf = b;
-            if !matches!(res, Ok(n) if n > 0) {
-                return;
-            }
+            None => return,
         }
     }
     match (fe.mode, fe.backend) {
-        (Mode::Http, _) => crate::stream::serve(&core, fe, client, buf, origin, accepted).await,
-        (Mode::Tcp, Some(be)) => crate::tcp::relay(&core, fe, be, client, buf, origin).await,
+        (Mode::Http, _) => {
+            Box::pin(crate::stream::serve(
+                &core, fe, client, buf, origin, accepted,
+            ))
+            .await
+        }
+        (Mode::Tcp, Some(be)) => {
+            Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin)).await
+        }
         (Mode::Tcp, None) => {}
+    }
+}
+
+/// Reads the PROXY protocol header an `accept-proxy` bind requires. Returns the bytes
+/// that followed it and the header, or `None` when the connection must be closed.
+async fn read_proxy_header(
+    client: &TcpStream,
+    fe: &Frontend,
+    accepted: Instant,
+    bufsize: usize,
+) -> Option<(Vec<u8>, proxy_protocol::ProxyHeader)> {
+    let at = Some(
+        accepted
+            + fe.timeouts
+                .client
+                .unwrap_or(PROXY_HEADER_WAIT)
+                .min(PROXY_HEADER_WAIT),
+    );
+    let mut buf = Vec::with_capacity(bufsize);
+    loop {
+        match proxy_protocol::parse(&buf) {
+            Ok(Some((header, len))) => {
+                buf.drain(..len);
+                return Some((buf, header));
+            }
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let (res, b) = crate::io::read_more(client, buf, at).await;
+        buf = b;
+        if !matches!(res, Ok(n) if n > 0) {
+            return None;
+        }
     }
 }

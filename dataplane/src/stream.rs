@@ -21,7 +21,8 @@ use crate::http::body::{Framing, FramingError};
 use crate::http::errors::builtin;
 use crate::http::head::{parse_request, parse_response, Limits, RequestEdits, RequestInfo};
 use crate::io::{
-    deadline, linger, read_more, shutdown_write, write_all, write_range, Deadline, IoFail,
+    deadline, linger, read_more, shutdown_write, wait_readable, write_all, write_range, Deadline,
+    IoFail,
 };
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
@@ -31,9 +32,6 @@ use percore_config::{HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
-
-/// Capacity of the rewritten-head buffers; they grow if a head needs more.
-const HEAD_CAPACITY: usize = 1024;
 
 /// How waiting for a request head ended, when it did not give a request.
 enum HeadWait {
@@ -91,6 +89,8 @@ struct Session<'a> {
     req_head: Vec<u8>,
     /// Server bytes read and not yet forwarded.
     sbuf: Vec<u8>,
+    /// `tune.bufsize`: the capacity buffers get when they are needed.
+    bufsize: usize,
     /// The rewritten response head.
     resp_head: Vec<u8>,
     /// A server connection kept for this client only (`http-reuse never`, PROXY headers).
@@ -129,9 +129,10 @@ pub async fn serve(
             max_headers: plan.tune.http_maxhdr,
         },
         cbuf,
-        req_head: Vec::with_capacity(HEAD_CAPACITY),
-        sbuf: Vec::with_capacity(plan.tune.bufsize),
-        resp_head: Vec::with_capacity(HEAD_CAPACITY),
+        req_head: Vec::new(),
+        sbuf: Vec::new(),
+        bufsize: plan.tune.bufsize,
+        resp_head: Vec::new(),
         private: None,
         requests: 0,
         close_server: fe.conn_mode != HttpConnMode::KeepAlive
@@ -170,7 +171,9 @@ impl<'a> Session<'a> {
 
             // 4-5. The exchange.
             let result = if info.framing == Framing::Empty {
-                let mut r = self.exchange_bodiless(&server, &info, close_client).await;
+                // Exchanges are boxed: the connection's future then stays small while it
+                // waits for a request, which is what an idle connection costs.
+                let mut r = Box::pin(self.exchange_bodiless(&server, &info, close_client)).await;
                 if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
@@ -178,11 +181,11 @@ impl<'a> Session<'a> {
                         return self.fail(503).await;
                     };
                     server = fresh;
-                    r = self.exchange_bodiless(&server, &info, close_client).await;
+                    r = Box::pin(self.exchange_bodiless(&server, &info, close_client)).await;
                 }
                 r
             } else {
-                self.exchange_with_body(&server, info, close_client).await
+                Box::pin(self.exchange_with_body(&server, info, close_client)).await
             };
 
             // 6. What the connections may do next.
@@ -229,7 +232,13 @@ impl<'a> Session<'a> {
 
     /// Answers with an error page (backend's, then frontend's, then built-in) and ends.
     async fn fail(&self, status: u16) {
-        send_error(&self.client, status, &[&self.be.errors, &self.fe.errors]).await;
+        // Boxed, like the exchanges, to keep the waiting connection's future small.
+        Box::pin(send_error(
+            &self.client,
+            status,
+            &[&self.be.errors, &self.fe.errors],
+        ))
+        .await;
     }
 
     /// The header additions this frontend/backend pair makes for this client.
@@ -272,6 +281,15 @@ impl<'a> Session<'a> {
                 }
             }
             let at = if self.cbuf.is_empty() {
+                // Idle between requests: hold no buffer while waiting, so that an idle
+                // connection costs little memory (HAProxy does the same).
+                self.release_buffers();
+                match wait_readable(&self.client, idle_deadline).await {
+                    Ok(()) => {}
+                    Err(IoFail::Timeout) => return Err(HeadWait::Timeout { partial: false }),
+                    Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
+                }
+                self.cbuf.reserve(self.bufsize);
                 idle_deadline
             } else {
                 head_deadline
@@ -290,6 +308,14 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Gives back the buffers of a connection that has nothing in flight.
+    fn release_buffers(&mut self) {
+        self.cbuf = Vec::new();
+        self.sbuf = Vec::new();
+        self.req_head = Vec::new();
+        self.resp_head = Vec::new();
+    }
+
     /// Sends the rewritten request head to the server.
     async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
         let head = std::mem::take(&mut self.req_head);
@@ -299,7 +325,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Err(_) => {
-                self.req_head = Vec::with_capacity(HEAD_CAPACITY);
+                self.req_head = Vec::new();
                 Err(ResponseFail::Status(502))
             }
         }
@@ -312,6 +338,7 @@ impl<'a> Session<'a> {
         started: &'s Cell<bool>,
     ) -> (ResponsePath<'s>, &'s mut Vec<u8>, &'s TcpStream) {
         self.sbuf.clear();
+        self.sbuf.reserve(self.bufsize);
         (
             ResponsePath {
                 core: self.core,

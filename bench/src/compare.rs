@@ -1,0 +1,457 @@
+//! `perf/compare`: percore, haproxy and nginx side by side on this machine, in
+//! interleaved rounds, with equivalent configurations from `perf/configs/` (percore and
+//! haproxy read the very same files). The proxy runs on CPU 0; the origin and the load
+//! generator share the last CPU. Prints a Markdown table of medians, writes one JSON
+//! file per scenario and an SVG chart under `perf/results/`.
+
+use crate::load::{self, HttpLoad, Target};
+use crate::origin::Origin;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a comparison runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rounds per scenario and proxy.
+    pub rounds: usize,
+    /// Length of each measurement.
+    pub seconds: u64,
+    /// Idle connections for the memory row.
+    pub idle_connections: usize,
+    /// Fixed rate for the latency rows (requests per second).
+    pub latency_rate: f64,
+    /// `perf/configs`.
+    pub configs: PathBuf,
+    /// `perf/results`.
+    pub results: PathBuf,
+    /// The percore binary.
+    pub percore: PathBuf,
+}
+
+impl Options {
+    /// `--quick`: within three minutes on two cores.
+    pub fn quick(mut self) -> Self {
+        self.rounds = 1;
+        self.seconds = 3;
+        self
+    }
+}
+
+/// The proxies compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    /// This project.
+    Percore,
+    /// HAProxy from the distribution.
+    Haproxy,
+    /// nginx from the distribution.
+    Nginx,
+}
+
+impl Proxy {
+    const ALL: [Proxy; 3] = [Proxy::Percore, Proxy::Haproxy, Proxy::Nginx];
+
+    fn name(self) -> &'static str {
+        match self {
+            Proxy::Percore => "percore",
+            Proxy::Haproxy => "haproxy",
+            Proxy::Nginx => "nginx",
+        }
+    }
+}
+
+/// What a row measures.
+#[derive(Debug, Clone, Copy)]
+enum Measure {
+    /// Requests per second, as fast as possible.
+    Rate { path: &'static str, close: bool },
+    /// p99 latency in ms at `Options::latency_rate`.
+    P99 { path: &'static str },
+    /// Gbit/s of one streaming connection through TCP mode.
+    Stream,
+    /// KiB of proxy memory per idle client connection.
+    IdleMemory,
+}
+
+struct Scenario {
+    name: &'static str,
+    unit: &'static str,
+    measure: Measure,
+    /// Lower is better (latency, memory).
+    lower_is_better: bool,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "http-keepalive-64B",
+        unit: "req/s",
+        measure: Measure::Rate {
+            path: "/",
+            close: false,
+        },
+        lower_is_better: false,
+    },
+    Scenario {
+        name: "http-keepalive-16KiB",
+        unit: "req/s",
+        measure: Measure::Rate {
+            path: "/?size=16384",
+            close: false,
+        },
+        lower_is_better: false,
+    },
+    Scenario {
+        name: "http-close-64B",
+        unit: "req/s",
+        measure: Measure::Rate {
+            path: "/",
+            close: true,
+        },
+        lower_is_better: false,
+    },
+    Scenario {
+        name: "http-keepalive-64B-p99",
+        unit: "ms",
+        measure: Measure::P99 { path: "/" },
+        lower_is_better: true,
+    },
+    Scenario {
+        name: "http-keepalive-16KiB-p99",
+        unit: "ms",
+        measure: Measure::P99 {
+            path: "/?size=16384",
+        },
+        lower_is_better: true,
+    },
+    Scenario {
+        name: "tcp-stream",
+        unit: "Gbit/s",
+        measure: Measure::Stream,
+        lower_is_better: false,
+    },
+    Scenario {
+        name: "idle-conn-mem",
+        unit: "KiB/conn",
+        measure: Measure::IdleMemory,
+        lower_is_better: true,
+    },
+];
+
+/// One scenario's results, as written to `perf/results/<date>-<scenario>.json`.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// Scenario name.
+    pub scenario: String,
+    /// Unit of the values.
+    pub unit: String,
+    /// Whether lower values are better.
+    pub lower_is_better: bool,
+    /// Every round's value per proxy.
+    pub rounds: Vec<(String, Vec<f64>)>,
+    /// Medians per proxy.
+    pub medians: Vec<(String, f64)>,
+    /// percore's median over haproxy's.
+    pub percore_over_haproxy: f64,
+}
+
+/// The apt-get line for whatever is missing, if anything is.
+pub fn missing_tools() -> Option<String> {
+    let have = |p: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut missing = Vec::new();
+    if !have("haproxy") {
+        missing.push("haproxy");
+    }
+    if !have("nginx") {
+        missing.push("nginx");
+    }
+    if !Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").exists() {
+        missing.push("libnginx-mod-stream");
+    }
+    (!missing.is_empty()).then(|| format!("apt-get install {}", missing.join(" ")))
+}
+
+fn pin_to(cpu: usize) {
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+}
+
+fn start(proxy: Proxy, o: &Options, config: &str) -> Result<Child, String> {
+    let cfg = o.configs.join(config);
+    let mut cmd = match proxy {
+        Proxy::Percore => {
+            let mut c = Command::new("taskset");
+            c.arg("-c")
+                .arg("0")
+                .arg(&o.percore)
+                .args(["-d", "-f"])
+                .arg(&cfg);
+            c
+        }
+        Proxy::Haproxy => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", "haproxy", "-db", "-f"]).arg(&cfg);
+            c
+        }
+        Proxy::Nginx => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", "nginx", "-c"]).arg(
+                o.configs
+                    .join("nginx.conf")
+                    .canonicalize()
+                    .map_err(|e| e.to_string())?,
+            );
+            c
+        }
+    };
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", proxy.name()))?;
+    let port = if config == "idle.cfg" {
+        18082
+    } else if config == "tcp.cfg" {
+        18081
+    } else {
+        18080
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{} did not listen on port {port}", proxy.name()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(child)
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: a signal to our own child; SIGTERM lets nginx stop its workers too.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Resident memory of `pid` and its direct children, in KiB.
+fn rss_tree_kib(pid: u32) -> u64 {
+    let rss = |p: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut total = rss(&pid.to_string());
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                total += rss(&name);
+            }
+        }
+    }
+    total
+}
+
+fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
+    let config = match s.measure {
+        Measure::Stream => "tcp.cfg",
+        Measure::IdleMemory => "idle.cfg",
+        _ => "http.cfg",
+    };
+    let child = start(proxy, o, config)?;
+    let duration = Duration::from_secs(o.seconds);
+    let http = |path: &str, close: bool, rate: Option<f64>| HttpLoad {
+        target: Target::parse(&format!("http://127.0.0.1:18080{path}")).expect("static URL"),
+        connections: 50,
+        duration,
+        rate,
+        close,
+        body: 0,
+        threads: 1,
+        timeout: Duration::from_secs(10),
+    };
+    let value = match s.measure {
+        Measure::Rate { path, close } => Ok(load::run_http(&http(path, close, None), &|_| {}).rate),
+        Measure::P99 { path } => Ok(load::run_http(
+            &http(path, false, Some(o.latency_rate)),
+            &|_| {},
+        )
+        .latency
+        .p99_us as f64
+            / 1000.0),
+        Measure::Stream => Ok(load::run_stream(
+            ([127, 0, 0, 1], 18081).into(),
+            "/?size=1000000000000000",
+            1,
+            duration,
+        )
+        .gbps),
+        Measure::IdleMemory => {
+            let pid = child.id();
+            let before = rss_tree_kib(pid);
+            let n = o.idle_connections;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let holder = std::thread::spawn(move || {
+                load::run_idle(
+                    ([127, 0, 0, 1], 18082).into(),
+                    n,
+                    Duration::from_secs(3),
+                    &|opened| {
+                        std::thread::sleep(Duration::from_millis(500));
+                        let _ = tx.send(opened);
+                    },
+                )
+            });
+            let opened = rx
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| "idle connections did not open".to_string())?;
+            let after = rss_tree_kib(pid);
+            let _ = holder.join();
+            if opened < n {
+                Err(format!(
+                    "{} accepted only {opened} of {n} idle connections",
+                    proxy.name()
+                ))
+            } else {
+                Ok(after.saturating_sub(before) as f64 / n as f64)
+            }
+        }
+    };
+    stop(child);
+    value
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Today's date as YYYY-MM-DD (UTC), for result file names.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86400)
+        .unwrap_or(0) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Runs every scenario in interleaved rounds and reports.
+pub fn run(o: &Options) -> Result<Vec<Row>, String> {
+    if let Some(line) = missing_tools() {
+        return Err(format!("missing tools; install them with: {line}"));
+    }
+    load::raise_fd_limit();
+    let last = core_affinity::get_core_ids()
+        .map(|c| c.len())
+        .unwrap_or(1)
+        .saturating_sub(1);
+    pin_to(last);
+    let _origin = Origin::start("origin", "127.0.0.1:19001".parse().expect("static address"))
+        .map_err(|e| format!("origin: {e}"))?;
+    let mut rows = Vec::new();
+    for s in SCENARIOS {
+        let mut values: Vec<Vec<f64>> = vec![Vec::new(); Proxy::ALL.len()];
+        for _ in 0..o.rounds {
+            for (i, p) in Proxy::ALL.iter().enumerate() {
+                let v = measure(s, *p, o)?;
+                eprintln!("  {} {}: {v:.2} {}", s.name, p.name(), s.unit);
+                values[i].push(v);
+            }
+        }
+        let medians: Vec<f64> = values.iter().map(|v| median(v)).collect();
+        rows.push(Row {
+            scenario: s.name.to_string(),
+            unit: s.unit.to_string(),
+            lower_is_better: s.lower_is_better,
+            rounds: Proxy::ALL
+                .iter()
+                .zip(&values)
+                .map(|(p, v)| (p.name().to_string(), v.clone()))
+                .collect(),
+            medians: Proxy::ALL
+                .iter()
+                .zip(&medians)
+                .map(|(p, m)| (p.name().to_string(), *m))
+                .collect(),
+            percore_over_haproxy: medians[0] / medians[1],
+        });
+    }
+    std::fs::create_dir_all(&o.results).map_err(|e| e.to_string())?;
+    let date = today();
+    for r in &rows {
+        let path = o.results.join(format!("{date}-{}.json", r.scenario));
+        std::fs::write(&path, serde_json::to_string_pretty(r).unwrap_or_default())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    crate::chart::ratios(&rows, &o.results.join(format!("{date}-compare.svg")))?;
+    Ok(rows)
+}
+
+/// The Markdown table of medians.
+pub fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| scenario | percore | haproxy | nginx | percore/haproxy |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let m = |i: usize| r.medians[i].1;
+        let fmt = |v: f64| {
+            if v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        };
+        t.push_str(&format!(
+            "| {} ({}{}) | {} | {} | {} | {:.2} |\n",
+            r.scenario,
+            r.unit,
+            if r.lower_is_better {
+                ", lower is better"
+            } else {
+                ""
+            },
+            fmt(m(0)),
+            fmt(m(1)),
+            fmt(m(2)),
+            r.percore_over_haproxy
+        ));
+    }
+    t
+}
