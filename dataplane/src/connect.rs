@@ -204,7 +204,7 @@ async fn open(
         None => None,
     };
     if let Some(h) = header {
-        write_all(&stream, h, at).await?;
+        write_all(&stream, h, crate::io::Watchdog::default().until(at)).await?;
     }
     Ok(stream)
 }

@@ -5,7 +5,10 @@
 use compio::buf::{BufResult, IntoInner, IoBuf, IoBufMut};
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
+use futures_util::future::{select, Either};
+use std::future::Future;
 use std::io;
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
 /// Why an I/O step failed.
@@ -27,16 +30,52 @@ pub fn deadline(d: Option<Duration>) -> Deadline {
     d.map(|d| Instant::now() + d)
 }
 
-/// Runs `f`, giving up at `deadline`.
-pub async fn with_deadline<T>(
+/// A deadline for a sequence of I/O steps, backed by one lazily re-armed timer. Moving
+/// the deadline later (as every successful step does) costs nothing; the timer is only
+/// replaced when it fires before the current deadline or would fire after it. One
+/// timer per connection side instead of one per operation: timers live in a B-tree,
+/// and arming and cancelling one per read and write was a measurable share of a
+/// request's cost.
+#[derive(Default)]
+pub struct Watchdog {
     deadline: Deadline,
-    f: impl std::future::Future<Output = T>,
-) -> Result<T, IoFail> {
-    match deadline {
-        Some(at) => compio::time::timeout_at(at, f)
-            .await
-            .map_err(|_| IoFail::Timeout),
-        None => Ok(f.await),
+    timer: Option<(Instant, Pin<Box<dyn Future<Output = ()>>>)>,
+}
+
+impl Watchdog {
+    /// Sets the deadline of the next steps; `None` waits forever.
+    pub fn until(&mut self, at: Deadline) -> &mut Self {
+        self.deadline = at;
+        self
+    }
+
+    /// Runs `f`, giving up at the deadline.
+    pub async fn run<F: Future>(&mut self, f: F) -> Result<F::Output, IoFail> {
+        let mut f = pin!(f);
+        loop {
+            let Some(deadline) = self.deadline else {
+                return Ok(f.await);
+            };
+            if !self
+                .timer
+                .as_ref()
+                .is_some_and(|(armed, _)| *armed <= deadline)
+            {
+                self.timer = Some((deadline, Box::pin(compio::time::sleep_until(deadline))));
+            }
+            let Some((_, timer)) = self.timer.as_mut() else {
+                unreachable!("armed just above");
+            };
+            match select(f.as_mut(), timer.as_mut()).await {
+                Either::Left((out, _)) => return Ok(out),
+                Either::Right(((), _)) => {
+                    self.timer = None;
+                    if Instant::now() >= deadline {
+                        return Err(IoFail::Timeout);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -45,22 +84,22 @@ pub async fn with_deadline<T>(
 pub async fn read_more(
     s: &TcpStream,
     buf: Vec<u8>,
-    at: Deadline,
+    wd: &mut Watchdog,
 ) -> (Result<usize, IoFail>, Vec<u8>) {
     let mut r = s;
     let cap = buf.capacity();
-    match with_deadline(at, r.read(buf.uninit())).await {
+    match wd.run(r.read(buf.uninit())).await {
         Ok(BufResult(res, b)) => (res.map_err(IoFail::from), b.into_inner()),
         Err(e) => (Err(e), Vec::with_capacity(cap)),
     }
 }
 
 /// Waits until `s` has something to read (or is closed), holding no buffer meanwhile.
-pub async fn wait_readable(s: &TcpStream, at: Deadline) -> Result<(), IoFail> {
+pub async fn wait_readable(s: &TcpStream, wd: &mut Watchdog) -> Result<(), IoFail> {
     use compio::driver::op::{Interest, PollOnce};
     use compio::driver::ToSharedFd;
     let op = PollOnce::new(s.to_shared_fd(), Interest::Readable);
-    with_deadline(at, compio::runtime::submit(op)).await?.0?;
+    wd.run(compio::runtime::submit(op)).await?.0?;
     Ok(())
 }
 
@@ -69,20 +108,20 @@ pub async fn write_range(
     s: &TcpStream,
     buf: Vec<u8>,
     range: std::ops::Range<usize>,
-    at: Deadline,
+    wd: &mut Watchdog,
 ) -> (Result<(), IoFail>, Vec<u8>) {
     let mut w = s;
     let cap = buf.capacity();
-    match with_deadline(at, w.write_all(buf.slice(range))).await {
+    match wd.run(w.write_all(buf.slice(range))).await {
         Ok(BufResult(res, b)) => (res.map_err(IoFail::from), b.into_inner()),
         Err(e) => (Err(e), Vec::with_capacity(cap)),
     }
 }
 
 /// Writes a whole buffer.
-pub async fn write_all<B: IoBuf>(s: &TcpStream, buf: B, at: Deadline) -> Result<B, IoFail> {
+pub async fn write_all<B: IoBuf>(s: &TcpStream, buf: B, wd: &mut Watchdog) -> Result<B, IoFail> {
     let mut w = s;
-    let BufResult(res, b) = with_deadline(at, w.write_all(buf)).await?;
+    let BufResult(res, b) = wd.run(w.write_all(buf)).await?;
     res?;
     Ok(b)
 }
@@ -118,16 +157,64 @@ pub fn looks_closed(s: &TcpStream) -> bool {
 /// written before is not destroyed by a reset when the socket closes.
 pub async fn linger(s: &TcpStream) {
     shutdown_write(s).await;
-    let until = Instant::now() + Duration::from_millis(500);
+    let mut wd = Watchdog::default();
+    wd.until(Some(Instant::now() + Duration::from_millis(500)));
     let mut buf = Vec::with_capacity(4096);
     let mut drained = 0usize;
     while drained < 1 << 20 {
         buf.clear();
-        let (res, b) = read_more(s, buf, Some(until)).await;
+        let (res, b) = read_more(s, buf, &mut wd).await;
         buf = b;
         match res {
             Ok(n) if n > 0 => drained += n,
             _ => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_follows_a_moving_deadline() {
+        compio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let mut wd = Watchdog::default();
+                let start = Instant::now();
+                // Each step finishes in time; the deadline moves later every step.
+                for _ in 0..5 {
+                    let at = Some(Instant::now() + Duration::from_millis(30));
+                    let r = wd
+                        .until(at)
+                        .run(compio::time::sleep(Duration::from_millis(20)))
+                        .await;
+                    assert!(r.is_ok());
+                }
+                assert!(start.elapsed() >= Duration::from_millis(100));
+                // A step longer than its deadline times out at the deadline.
+                let at = Some(Instant::now() + Duration::from_millis(30));
+                let t = Instant::now();
+                let r = wd
+                    .until(at)
+                    .run(compio::time::sleep(Duration::from_secs(5)))
+                    .await;
+                assert!(matches!(r, Err(IoFail::Timeout)));
+                assert!(t.elapsed() < Duration::from_secs(1));
+                // An earlier deadline than the armed timer is honoured.
+                let r = wd
+                    .until(Some(Instant::now() + Duration::from_secs(60)))
+                    .run(async {})
+                    .await;
+                assert!(r.is_ok());
+                let t = Instant::now();
+                let r = wd
+                    .until(Some(Instant::now() + Duration::from_millis(20)))
+                    .run(compio::time::sleep(Duration::from_secs(5)))
+                    .await;
+                assert!(matches!(r, Err(IoFail::Timeout)));
+                assert!(t.elapsed() < Duration::from_secs(1));
+            });
     }
 }

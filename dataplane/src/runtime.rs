@@ -300,6 +300,8 @@ async fn read_proxy_header(
                 .min(PROXY_HEADER_WAIT),
     );
     let mut buf = Vec::with_capacity(bufsize);
+    let mut wd = crate::io::Watchdog::default();
+    wd.until(at);
     loop {
         match proxy_protocol::parse(&buf) {
             Ok(Some((header, len))) => {
@@ -309,7 +311,7 @@ async fn read_proxy_header(
             Ok(None) => {}
             Err(_) => return None,
         }
-        let (res, b) = crate::io::read_more(client, buf, at).await;
+        let (res, b) = crate::io::read_more(client, buf, &mut wd).await;
         buf = b;
         if !matches!(res, Ok(n) if n > 0) {
             return None;

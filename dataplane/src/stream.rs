@@ -22,7 +22,7 @@ use crate::http::errors::builtin;
 use crate::http::head::{parse_request, parse_response, Limits, RequestEdits, RequestInfo};
 use crate::io::{
     deadline, linger, read_more, shutdown_write, wait_readable, write_all, write_range, Deadline,
-    IoFail,
+    IoFail, Watchdog,
 };
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
@@ -32,6 +32,9 @@ use percore_config::{HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
+
+/// The longest an error response may take to write.
+const ERROR_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 /// How waiting for a request head ended, when it did not give a request.
 enum HeadWait {
@@ -93,6 +96,10 @@ struct Session<'a> {
     bufsize: usize,
     /// The rewritten response head.
     resp_head: Vec<u8>,
+    /// Deadlines of the request side: waiting for heads, sending them, uploading.
+    request_side: Watchdog,
+    /// Deadlines of the response side, which runs concurrently with uploads.
+    response_side: Watchdog,
     /// A server connection kept for this client only (`http-reuse never`, PROXY headers).
     private: Option<(ServerKey, TcpStream)>,
     /// Requests served so far.
@@ -133,6 +140,8 @@ pub async fn serve(
         sbuf: Vec::new(),
         bufsize: plan.tune.bufsize,
         resp_head: Vec::new(),
+        request_side: Watchdog::default(),
+        response_side: Watchdog::default(),
         private: None,
         requests: 0,
         close_server: fe.conn_mode != HttpConnMode::KeepAlive
@@ -284,7 +293,7 @@ impl<'a> Session<'a> {
                 // Idle between requests: hold no buffer while waiting, so that an idle
                 // connection costs little memory (HAProxy does the same).
                 self.release_buffers();
-                match wait_readable(&self.client, idle_deadline).await {
+                match wait_readable(&self.client, self.request_side.until(idle_deadline)).await {
                     Ok(()) => {}
                     Err(IoFail::Timeout) => return Err(HeadWait::Timeout { partial: false }),
                     Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
@@ -294,7 +303,12 @@ impl<'a> Session<'a> {
             } else {
                 head_deadline
             };
-            let (res, b) = read_more(&self.client, std::mem::take(&mut self.cbuf), at).await;
+            let (res, b) = read_more(
+                &self.client,
+                std::mem::take(&mut self.cbuf),
+                self.request_side.until(at),
+            )
+            .await;
             self.cbuf = b;
             match res {
                 Ok(0) | Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
@@ -319,7 +333,8 @@ impl<'a> Session<'a> {
     /// Sends the rewritten request head to the server.
     async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
         let head = std::mem::take(&mut self.req_head);
-        match write_all(server, head, deadline(self.be.timeouts.server)).await {
+        let at = deadline(self.be.timeouts.server);
+        match write_all(server, head, self.request_side.until(at)).await {
             Ok(head) => {
                 self.req_head = head;
                 Ok(())
@@ -336,7 +351,7 @@ impl<'a> Session<'a> {
         &'s mut self,
         server: &'s TcpStream,
         started: &'s Cell<bool>,
-    ) -> (ResponsePath<'s>, &'s mut Vec<u8>, &'s TcpStream) {
+    ) -> (ResponsePath<'s>, Upload<'s>) {
         self.sbuf.clear();
         self.sbuf.reserve(self.bufsize);
         (
@@ -350,9 +365,13 @@ impl<'a> Session<'a> {
                 sbuf: &mut self.sbuf,
                 head: &mut self.resp_head,
                 started,
+                wd: &mut self.response_side,
             },
-            &mut self.cbuf,
-            &self.client,
+            Upload {
+                client: &self.client,
+                cbuf: &mut self.cbuf,
+                wd: &mut self.request_side,
+            },
         )
     }
 
@@ -365,7 +384,7 @@ impl<'a> Session<'a> {
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let started = Cell::new(false);
-        let (path, _, _) = self.response_path(&server.stream, &started);
+        let (path, _) = self.response_path(&server.stream, &started);
         let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
         Ok(Exchange {
             server_reusable,
@@ -385,14 +404,14 @@ impl<'a> Session<'a> {
         let mut framing = info.framing;
         let (client_timeout, server_timeout) = (self.fe.timeouts.client, self.be.timeouts.server);
         let started = Cell::new(false);
-        let (path, cbuf, client) = self.response_path(&server.stream, &started);
+        let (path, up) = self.response_path(&server.stream, &started);
         let upload = pin!(forward_body(
-            client,
+            up.client,
             &server.stream,
-            cbuf,
+            up.cbuf,
             &mut framing,
-            client_timeout,
-            server_timeout
+            (client_timeout, server_timeout),
+            up.wd
         ));
         let response = pin!(path.forward(&info, close_client));
         match select(upload, response).await {
@@ -429,15 +448,20 @@ async fn forward_body(
     to: &TcpStream,
     buf: &mut Vec<u8>,
     framing: &mut Framing,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
+    wd: &mut Watchdog,
 ) -> Result<(), BodyFail> {
     loop {
         if !buf.is_empty() {
             let n = framing.advance(buf)?;
             if n > 0 {
-                let (res, b) =
-                    write_range(to, std::mem::take(buf), 0..n, deadline(write_timeout)).await;
+                let (res, b) = write_range(
+                    to,
+                    std::mem::take(buf),
+                    0..n,
+                    wd.until(deadline(write_timeout)),
+                )
+                .await;
                 *buf = b;
                 res.map_err(|_| BodyFail::Io)?;
                 buf.drain(..n);
@@ -446,7 +470,7 @@ async fn forward_body(
         if framing.is_done() {
             return Ok(());
         }
-        let (res, b) = read_more(from, std::mem::take(buf), deadline(read_timeout)).await;
+        let (res, b) = read_more(from, std::mem::take(buf), wd.until(deadline(read_timeout))).await;
         *buf = b;
         match res {
             Ok(0) if *framing == Framing::UntilClose => return Ok(()),
@@ -468,6 +492,16 @@ struct ResponsePath<'s> {
     head: &'s mut Vec<u8>,
     /// Set once any byte of the response reached the client.
     started: &'s Cell<bool>,
+    /// Deadlines of the response side.
+    wd: &'s mut Watchdog,
+}
+
+/// What streaming the request body needs, alongside a [`ResponsePath`].
+struct Upload<'s> {
+    client: &'s TcpStream,
+    cbuf: &'s mut Vec<u8>,
+    /// Deadlines of the request side.
+    wd: &'s mut Watchdog,
 }
 
 impl ResponsePath<'_> {
@@ -499,7 +533,7 @@ impl ResponsePath<'_> {
                     let (res, b) = read_more(
                         self.server,
                         std::mem::take(self.sbuf),
-                        deadline(self.be.timeouts.server),
+                        self.wd.until(deadline(self.be.timeouts.server)),
                     )
                     .await;
                     *self.sbuf = b;
@@ -513,9 +547,13 @@ impl ResponsePath<'_> {
             };
             self.sbuf.drain(..info.head_len);
             let head = std::mem::take(self.head);
-            *self.head = write_all(self.client, head, deadline(self.client_timeout))
-                .await
-                .map_err(|_| ResponseFail::Broken)?;
+            *self.head = write_all(
+                self.client,
+                head,
+                self.wd.until(deadline(self.client_timeout)),
+            )
+            .await
+            .map_err(|_| ResponseFail::Broken)?;
             self.started.set(true);
             if info.status == 101 && request.upgrade {
                 let idle_client = first_set(&[self.be.timeouts.tunnel, self.client_timeout]);
@@ -543,8 +581,8 @@ impl ResponsePath<'_> {
                 self.client,
                 self.sbuf,
                 &mut framing,
-                self.be.timeouts.server,
-                self.client_timeout,
+                (self.be.timeouts.server, self.client_timeout),
+                self.wd,
             )
             .await
             .map_err(|_| ResponseFail::Broken)?;
@@ -561,6 +599,7 @@ async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) {
         Some(custom) => custom.to_vec(),
         None => builtin(status),
     };
-    let _ = write_all(client, body, deadline(Some(Duration::from_secs(5)))).await;
+    let mut wd = Watchdog::default();
+    let _ = write_all(client, body, wd.until(deadline(Some(ERROR_WRITE_LIMIT)))).await;
     linger(client).await;
 }

@@ -10,7 +10,7 @@
 
 use crate::connect::{connect, Origin, Reuse};
 use crate::core::Core;
-use crate::io::{read_more, shutdown_write, with_deadline, write_range, IoFail};
+use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
 use crate::pipe::Pipe;
 use crate::plan::{first_set, Backend, Frontend};
 use compio::driver::op::{Interest, PollOnce};
@@ -164,19 +164,20 @@ enum CopyEnd {
 impl Direction<'_> {
     async fn run(&self, pending: Vec<u8>, core: &Core) {
         let mut buf = pending;
+        let wd = &mut Watchdog::default();
         if !buf.is_empty() {
             let len = buf.len();
-            let (res, b) = write_range(self.to, buf, 0..len, None).await;
+            let (res, b) = write_range(self.to, buf, 0..len, wd.until(self.deadline())).await;
             buf = b;
             if res.is_err() {
                 return;
             }
         }
         let result = match self.splice {
-            SpliceMode::Always => self.splice_with_pool(core).await,
-            SpliceMode::Never | SpliceMode::Auto => match self.copy_loop(buf).await {
+            SpliceMode::Always => self.splice_with_pool(core, wd).await,
+            SpliceMode::Never | SpliceMode::Auto => match self.copy_loop(buf, wd).await {
                 Ok(CopyEnd::Eof) => Ok(()),
-                Ok(CopyEnd::Large) => self.splice_with_pool(core).await,
+                Ok(CopyEnd::Large) => self.splice_with_pool(core, wd).await,
                 Err(e) => Err(e),
             },
         };
@@ -207,12 +208,12 @@ impl Direction<'_> {
         self.limit().map(|idle| self.activity.get() + idle)
     }
 
-    async fn copy_loop(&self, mut buf: Vec<u8>) -> Result<CopyEnd, IoFail> {
+    async fn copy_loop(&self, mut buf: Vec<u8>, wd: &mut Watchdog) -> Result<CopyEnd, IoFail> {
         buf.clear();
         buf.reserve(COPY_BUFFER);
         loop {
             buf.clear();
-            let (res, b) = read_more(self.from, buf, self.deadline()).await;
+            let (res, b) = read_more(self.from, buf, wd.until(self.deadline())).await;
             buf = b;
             let n = match res {
                 Ok(0) => return Ok(CopyEnd::Eof),
@@ -221,7 +222,7 @@ impl Direction<'_> {
                 Err(e) => return Err(e),
             };
             self.activity.set(Instant::now());
-            let (res, b) = write_range(self.to, buf, 0..n, self.deadline()).await;
+            let (res, b) = write_range(self.to, buf, 0..n, wd.until(self.deadline())).await;
             buf = b;
             res?;
             self.activity.set(Instant::now());
@@ -232,20 +233,29 @@ impl Direction<'_> {
     }
 
     /// Splices through a pipe from the executor's pool, or copies when none is free.
-    async fn splice_with_pool(&self, core: &Core) -> Result<(), IoFail> {
+    async fn splice_with_pool(&self, core: &Core, wd: &mut Watchdog) -> Result<(), IoFail> {
         let Some(pipe) = core.pipes.borrow_mut().take() else {
-            return self.copy_loop(Vec::new()).await.map(|_| ());
+            return self.copy_loop(Vec::new(), wd).await.map(|_| ());
         };
-        let (result, empty) = self.splice_loop(&pipe).await;
+        let (result, empty) = self.splice_loop(&pipe, wd).await;
         core.pipes.borrow_mut().give_back(pipe, empty);
         result
     }
 
     /// Waits until `stream` is ready for `interest`, within the idle limit.
-    async fn ready(&self, stream: &TcpStream, interest: Interest) -> Result<(), IoFail> {
+    async fn ready(
+        &self,
+        stream: &TcpStream,
+        interest: Interest,
+        wd: &mut Watchdog,
+    ) -> Result<(), IoFail> {
         loop {
             let op = PollOnce::new(stream.to_shared_fd(), interest);
-            match with_deadline(self.deadline(), compio::runtime::submit(op)).await {
+            match wd
+                .until(self.deadline())
+                .run(compio::runtime::submit(op))
+                .await
+            {
                 Ok(r) => return r.0.map(|_| ()).map_err(IoFail::from),
                 Err(_) if !self.expired() => continue,
                 Err(e) => return Err(e),
@@ -255,7 +265,7 @@ impl Direction<'_> {
 
     /// Moves data socket -> pipe -> socket until the source closes. Returns the result
     /// and whether the pipe was left empty (reusable).
-    async fn splice_loop(&self, pipe: &Pipe) -> (Result<(), IoFail>, bool) {
+    async fn splice_loop(&self, pipe: &Pipe, wd: &mut Watchdog) -> (Result<(), IoFail>, bool) {
         let (from, to) = (self.from.as_raw_fd(), self.to.as_raw_fd());
         let mut in_pipe = 0usize;
         loop {
@@ -267,7 +277,7 @@ impl Direction<'_> {
                     false
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && in_pipe == 0 => {
-                    if let Err(e) = self.ready(self.from, Interest::Readable).await {
+                    if let Err(e) = self.ready(self.from, Interest::Readable, wd).await {
                         return (Err(e), true);
                     }
                     continue;
@@ -282,7 +292,7 @@ impl Direction<'_> {
                         self.activity.set(Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(e) = self.ready(self.to, Interest::Writable).await {
+                        if let Err(e) = self.ready(self.to, Interest::Writable, wd).await {
                             return (Err(e), false);
                         }
                     }
