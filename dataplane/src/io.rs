@@ -39,8 +39,11 @@ pub fn deadline(d: Option<Duration>) -> Deadline {
 #[derive(Default)]
 pub struct Watchdog {
     deadline: Deadline,
-    timer: Option<(Instant, Pin<Box<dyn Future<Output = ()>>>)>,
+    timer: Option<ArmedTimer>,
 }
+
+/// A timer future and the instant it fires at.
+type ArmedTimer = (Instant, Pin<Box<dyn Future<Output = ()>>>);
 
 impl Watchdog {
     /// Sets the deadline of the next steps; `None` waits forever.
@@ -56,10 +59,10 @@ impl Watchdog {
             let Some(deadline) = self.deadline else {
                 return Ok(f.await);
             };
-            if !self
+            if self
                 .timer
                 .as_ref()
-                .is_some_and(|(armed, _)| *armed <= deadline)
+                .is_none_or(|(armed, _)| *armed > deadline)
             {
                 self.timer = Some((deadline, Box::pin(compio::time::sleep_until(deadline))));
             }

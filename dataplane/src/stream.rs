@@ -33,6 +33,9 @@ use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
+/// How long a connection waiting for its next request keeps its buffers.
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+
 /// The longest an error response may take to write.
 const ERROR_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -289,20 +292,30 @@ impl<'a> Session<'a> {
                     Err(e) => return Err(HeadWait::Refused(e.status())),
                 }
             }
-            let at = if self.cbuf.is_empty() {
-                // Idle between requests: hold no buffer while waiting, so that an idle
+            let mut at = if self.cbuf.is_empty() {
+                idle_deadline
+            } else {
+                head_deadline
+            };
+            let mut releasing = false;
+            if self.cbuf.is_empty() && self.cbuf.capacity() == 0 {
+                // Idle with no buffer: wait for data holding none, so that an idle
                 // connection costs little memory (HAProxy does the same).
-                self.release_buffers();
                 match wait_readable(&self.client, self.request_side.until(idle_deadline)).await {
                     Ok(()) => {}
                     Err(IoFail::Timeout) => return Err(HeadWait::Timeout { partial: false }),
                     Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
                 }
                 self.cbuf.reserve(self.bufsize);
-                idle_deadline
-            } else {
-                head_deadline
-            };
+            } else if self.cbuf.is_empty() {
+                // Between requests with a buffer: keep it for a short grace period, so a
+                // busy connection reads directly into it; give it up if nothing comes.
+                let grace = Instant::now() + IDLE_GRACE;
+                if idle_deadline.is_none_or(|d| grace < d) {
+                    at = Some(grace);
+                    releasing = true;
+                }
+            }
             let (res, b) = read_more(
                 &self.client,
                 std::mem::take(&mut self.cbuf),
@@ -313,6 +326,7 @@ impl<'a> Session<'a> {
             match res {
                 Ok(0) | Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
                 Ok(_) => {}
+                Err(IoFail::Timeout) if releasing => self.release_buffers(),
                 Err(IoFail::Timeout) => {
                     return Err(HeadWait::Timeout {
                         partial: !self.cbuf.is_empty(),

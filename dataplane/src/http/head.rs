@@ -7,6 +7,9 @@ use super::body::Framing;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
+/// Room reserved beyond the received head for the headers percore adds.
+const HEAD_ROOM: usize = 256;
+
 /// Header slots kept on the stack; a `tune.http.maxhdr` above this uses the heap.
 const STACK_HEADERS: usize = 128;
 
@@ -308,6 +311,7 @@ pub fn parse_request(
     let upgrade = upgrade_hdr && tokens.has("upgrade");
 
     out.clear();
+    out.reserve(head_len + HEAD_ROOM);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -437,6 +441,7 @@ pub fn parse_response(
         };
     let reason = resp.reason.unwrap_or("");
     out.clear();
+    out.reserve(head_len + HEAD_ROOM);
     out.extend_from_slice(if request.minor == 0 {
         b"HTTP/1.0 "
     } else {
