@@ -34,10 +34,11 @@ impl Core {
             .map(|b| RoundRobin::new(b.servers.len()))
             .collect();
         let pipes = PipePool::new(plan.maxpipes.div_ceil(executors.max(1)), plan.tune.pipesize);
+        let pool = Pool::new(plan.backends.iter().map(|b| b.servers.len()));
         Self {
             plan,
             rr: RefCell::new(rr),
-            pool: RefCell::new(Pool::default()),
+            pool: RefCell::new(pool),
             pipes: RefCell::new(pipes),
             active: Cell::new(0),
             process_conns,

@@ -3,7 +3,6 @@
 //! for a later request according to `http-reuse`.
 
 use compio::net::TcpStream;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long an idle server connection is kept.
@@ -26,16 +25,25 @@ pub struct Idle {
     pub since: Instant,
 }
 
-/// One executor's idle connections.
-#[derive(Default)]
+/// One executor's idle connections, by backend then server (plain indexing, no hashing
+/// on the request path).
 pub struct Pool {
-    idle: HashMap<ServerKey, Vec<Idle>>,
+    idle: Vec<Vec<Vec<Idle>>>,
 }
 
 impl Pool {
+    /// An empty pool for backends with these numbers of servers.
+    pub fn new(servers_per_backend: impl Iterator<Item = usize>) -> Self {
+        Self {
+            idle: servers_per_backend
+                .map(|n| (0..n).map(|_| Vec::new()).collect())
+                .collect(),
+        }
+    }
+
     /// Takes the most recently used live connection to `key`, dropping stale ones.
     pub fn take(&mut self, key: ServerKey) -> Option<TcpStream> {
-        let list = self.idle.get_mut(&key)?;
+        let list = self.idle.get_mut(key.0)?.get_mut(key.1)?;
         while let Some(idle) = list.pop() {
             let age = idle.since.elapsed();
             if age < TRUSTED_IDLE || (age < IDLE_LIMIT && !crate::io::looks_closed(&idle.stream)) {
@@ -47,7 +55,9 @@ impl Pool {
 
     /// Gives a connection back for reuse.
     pub fn put(&mut self, key: ServerKey, stream: TcpStream) {
-        let list = self.idle.entry(key).or_default();
+        let Some(list) = self.idle.get_mut(key.0).and_then(|b| b.get_mut(key.1)) else {
+            return;
+        };
         if list.len() >= MAX_IDLE_PER_SERVER {
             list.remove(0);
         }

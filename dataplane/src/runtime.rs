@@ -83,7 +83,7 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
                 if let Some(cpu) = cpu {
                     core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
                 }
-                let runtime = match compio::runtime::Runtime::new() {
+                let runtime = match executor_runtime() {
                     Ok(r) => r,
                     Err(e) => {
                         let _ = ready.send(Err(format!(
@@ -107,6 +107,17 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
         }
     }
     Ok(Running { threads, stops })
+}
+
+/// An executor's io_uring runtime. Cooperative task running: the kernel does not
+/// interrupt the executor to run completion work; it runs when the executor next
+/// enters the ring, which suits one thread that owns the ring.
+fn executor_runtime() -> std::io::Result<compio::runtime::Runtime> {
+    let mut proactor = compio::driver::ProactorBuilder::new();
+    proactor.coop_taskrun(true).taskrun_flag(true);
+    compio::runtime::RuntimeBuilder::new()
+        .with_proactor(proactor)
+        .build()
 }
 
 /// One executor: open listeners, accept until told to stop, then drain.

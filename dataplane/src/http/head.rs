@@ -146,7 +146,8 @@ impl<'b> ConnTokens<'b> {
     /// Whether `name` is one of the headers the client declared hop-by-hop (framing
     /// headers and Host cannot be removed this way).
     fn names(&self, name: &str) -> bool {
-        !(eq(name, "content-length") || eq(name, "transfer-encoding") || eq(name, "host"))
+        self.n > 0
+            && !(eq(name, "content-length") || eq(name, "transfer-encoding") || eq(name, "host"))
             && self.has(name)
     }
 }
