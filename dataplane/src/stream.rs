@@ -34,7 +34,7 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 /// How long a connection waiting for its next request keeps its buffers.
-const IDLE_GRACE: Duration = Duration::from_secs(1);
+const IDLE_GRACE: Duration = Duration::from_millis(100);
 
 /// The longest an error response may take to write.
 const ERROR_WRITE_LIMIT: Duration = Duration::from_secs(5);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, repeatable whatever else the machine does:
+# runs a proxy under valgrind's callgrind, drives it with percore-bench for a few
+# seconds, dumps the counters and divides by the requests served. User-space
+# instructions only: kernel work (io_uring or epoll) is not counted.
+#   usage: perf/callgrind.sh [percore|haproxy] [CONFIG]   (default: percore perf/configs/http.cfg)
+# Open the profile with: callgrind_annotate /tmp/percore-callgrind.out.1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+who=${1:-percore}
+cfg=${2:-perf/configs/http.cfg}
+out=/tmp/$who-callgrind.out
+command -v valgrind >/dev/null || { echo "needs: apt-get install valgrind" >&2; exit 1; }
+cargo build --release --workspace --quiet
+./target/release/percore-bench origin --listen 127.0.0.1:19001 >/dev/null &
+origin=$!
+trap 'kill $origin 2>/dev/null; pkill -f "valgrind --tool=callgrind" 2>/dev/null || true' EXIT
+rm -f "$out"*
+case $who in
+  percore) valgrind --tool=callgrind --callgrind-out-file="$out" ./target/release/percore -d -f "$cfg" >/dev/null 2>&1 & ;;
+  haproxy) valgrind --tool=callgrind --callgrind-out-file="$out" haproxy -db -f "$cfg" >/dev/null 2>&1 & ;;
+  *) echo "usage: $0 [percore|haproxy] [CONFIG]" >&2; exit 2 ;;
+esac
+sleep 5
+requests=$(./target/release/percore-bench http http://127.0.0.1:18080/ -c 10 -d 6s --json | sed 's/.*"requests":\([0-9]*\).*/\1/')
+callgrind_control -d >/dev/null 2>&1
+sleep 4
+ir=$(for f in "$out"*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | sort -n | tail -1)
+echo "$who: $requests requests, $ir instructions, $((ir / requests)) instructions per request"
