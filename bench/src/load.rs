@@ -10,6 +10,7 @@ use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use hdrhistogram::Histogram;
 use percore_dataplane::http::body::Framing;
+use percore_dataplane::io::Watchdog;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -184,7 +185,7 @@ pub fn run_http(load: &HttpLoad, tick: &dyn Fn(Duration)) -> HttpReport {
             let load = load.clone();
             let conns = load.connections / threads + usize::from(t < load.connections % threads);
             std::thread::spawn(move || {
-                let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+                let rt = percore_dataplane::runtime::executor_runtime().expect("io_uring runtime");
                 rt.block_on(http_thread(load, conns, start, end))
             })
         })
@@ -287,6 +288,8 @@ async fn connection(
 ) {
     let mut stream: Option<TcpStream> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(65536);
+    // One lazily re-armed timer per connection, as in the proxy (see `io::Watchdog`).
+    let mut wd = Watchdog::default();
     let mut due = first;
     loop {
         let intended = match interval {
@@ -320,11 +323,11 @@ async fn connection(
             },
         };
         buf.clear();
-        let result = compio::time::timeout(
-            load.timeout,
-            exchange(&s, request.clone(), std::mem::take(&mut buf)),
-        )
-        .await;
+        let at = Some(Instant::now() + load.timeout);
+        let result = wd
+            .until(at)
+            .run(exchange(&s, request.clone(), std::mem::take(&mut buf)))
+            .await;
         let done = Instant::now();
         let mut t = tally.borrow_mut();
         match result {
@@ -466,7 +469,7 @@ pub fn run_stream(
     duration: Duration,
 ) -> StreamReport {
     raise_fd_limit();
-    let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+    let rt = percore_dataplane::runtime::executor_runtime().expect("io_uring runtime");
     let request: Rc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: stream\r\n\r\n")
         .into_bytes()
         .into();
@@ -531,7 +534,7 @@ pub fn run_idle(
     opened: &dyn Fn(usize),
 ) -> usize {
     raise_fd_limit();
-    let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+    let rt = percore_dataplane::runtime::executor_runtime().expect("io_uring runtime");
     let request: Rc<[u8]> = b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n".to_vec().into();
     rt.block_on(async move {
         let mut open = Vec::with_capacity(connections);

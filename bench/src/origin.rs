@@ -64,7 +64,8 @@ impl Origin {
             std::thread::Builder::new()
                 .name(format!("origin-{name}-{i}"))
                 .spawn(move || {
-                    let rt = compio::runtime::Runtime::new().expect("io_uring runtime");
+                    let rt =
+                        percore_dataplane::runtime::executor_runtime().expect("io_uring runtime");
                     rt.block_on(async move {
                         let listener = TcpListener::from_std(listener).expect("adopt listener");
                         let name: Rc<str> = name.into();

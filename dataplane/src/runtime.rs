@@ -111,8 +111,9 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
 
 /// An executor's io_uring runtime. Cooperative task running: the kernel does not
 /// interrupt the executor to run completion work; it runs when the executor next
-/// enters the ring, which suits one thread that owns the ring.
-fn executor_runtime() -> std::io::Result<compio::runtime::Runtime> {
+/// enters the ring, which suits one thread that owns the ring. The load generator and
+/// origin use the same settings.
+pub fn executor_runtime() -> std::io::Result<compio::runtime::Runtime> {
     let mut proactor = compio::driver::ProactorBuilder::new();
     proactor.coop_taskrun(true).taskrun_flag(true);
     compio::runtime::RuntimeBuilder::new()
