@@ -273,7 +273,8 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let mut buf = Vec::new();
     if bind.accept_proxy {
         // Boxed: a rare step that would otherwise enlarge every connection's future.
-        match Box::pin(read_proxy_header(&client, fe, accepted, plan.tune.bufsize)).await {
+        let reading = Box::pin(read_proxy_header(&client, fe, accepted, plan.tune.bufsize));
+        match reading.await {
             Some((pending, header_origin)) => {
                 buf = pending;
                 origin.src = header_origin.src.unwrap_or(origin.src);
@@ -284,13 +285,14 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     }
     match (fe.mode, fe.backend) {
         (Mode::Http, _) => {
-            Box::pin(crate::stream::serve(
+            let serving = Box::pin(crate::stream::serve(
                 &core, fe, client, buf, origin, accepted,
-            ))
-            .await
+            ));
+            serving.await
         }
         (Mode::Tcp, Some(be)) => {
-            Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin)).await
+            let relaying = Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin));
+            relaying.await
         }
         (Mode::Tcp, None) => {}
     }

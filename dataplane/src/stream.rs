@@ -184,8 +184,11 @@ impl<'a> Session<'a> {
             // 4-5. The exchange.
             let result = if info.framing == Framing::Empty {
                 // Exchanges are boxed: the connection's future then stays small while it
-                // waits for a request, which is what an idle connection costs.
-                let mut r = Box::pin(self.exchange_bodiless(&server, &info, close_client)).await;
+                // waits for a request, which is what an idle connection costs. (The box
+                // is made in its own statement: a temporary future in the statement of
+                // an `.await` would be kept in the connection's future all the same.)
+                let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
+                let mut r = exchange.await;
                 if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
@@ -193,11 +196,13 @@ impl<'a> Session<'a> {
                         return self.fail(503).await;
                     };
                     server = fresh;
-                    r = Box::pin(self.exchange_bodiless(&server, &info, close_client)).await;
+                    let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
+                    r = exchange.await;
                 }
                 r
             } else {
-                Box::pin(self.exchange_with_body(&server, info, close_client)).await
+                let exchange = Box::pin(self.exchange_with_body(&server, info, close_client));
+                exchange.await
             };
 
             // 6. What the connections may do next.
@@ -231,26 +236,24 @@ impl<'a> Session<'a> {
     async fn server(&mut self, reuse: Reuse) -> Result<ServerConn<'a>, ConnectError> {
         let core: &'a Core = self.core;
         let plan: &'a Plan = &core.plan;
-        connect(
+        // Boxed, like the exchanges: connecting and queueing are large futures.
+        let connecting = Box::pin(connect(
             core,
             plan,
             self.be_id,
             reuse,
             &mut self.private,
             self.origin,
-        )
-        .await
+        ));
+        connecting.await
     }
 
     /// Answers with an error page (backend's, then frontend's, then built-in) and ends.
     async fn fail(&self, status: u16) {
         // Boxed, like the exchanges, to keep the waiting connection's future small.
-        Box::pin(send_error(
-            &self.client,
-            status,
-            &[&self.be.errors, &self.fe.errors],
-        ))
-        .await;
+        let pages = [&self.be.errors, &self.fe.errors];
+        let sending = Box::pin(send_error(&self.client, status, &pages));
+        sending.await;
     }
 
     /// The header additions this frontend/backend pair makes for this client.
