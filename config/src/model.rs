@@ -344,6 +344,8 @@ pub struct Proxy {
     pub use_backend: Vec<Named>,
     /// `balance`.
     pub balance: Balance,
+    /// `hash-type`.
+    pub hash_type: HashType,
     /// `server` lines.
     pub servers: Vec<Server>,
     /// `default-server` settings applied to later `server` lines.
@@ -373,6 +375,7 @@ impl Proxy {
             default_backend: None,
             use_backend: Vec::new(),
             balance: Balance::RoundRobin,
+            hash_type: HashType::default(),
             servers: Vec::new(),
             default_server: ServerOptions::default(),
             timeouts: Timeouts::default(),
@@ -402,12 +405,48 @@ pub struct ErrorFile {
     pub response: Vec<u8>,
 }
 
-/// `balance`: the algorithms of this issue (the rest come with server selection).
+/// `balance`: the algorithms implemented so far (the rest come with issue #4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Balance {
     /// `roundrobin`, weighted.
     #[default]
     RoundRobin,
+    /// `static-rr`: weighted, in the fixed order of HAProxy's server map.
+    StaticRr,
+    /// `uri`: a hash of the request target picks the server.
+    Uri(UriHash),
+}
+
+/// The options of `balance uri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UriHash {
+    /// `whole`: hash the query string too.
+    pub whole: bool,
+    /// `len N`: hash at most N characters.
+    pub len: Option<u32>,
+    /// `depth N`: hash at most N directory levels.
+    pub depth: Option<u32>,
+    /// `path-only`: hash the path, without scheme and authority of an absolute URI.
+    pub path_only: bool,
+}
+
+/// `hash-type`: how a hash becomes a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashType {
+    /// The hash function.
+    pub function: HashFunction,
+    /// `avalanche`: mix the hash before use.
+    pub avalanche: bool,
+}
+
+/// Hash functions of `hash-type` (map-based; consistent hashing comes with issue #4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    /// `sdbm`, HAProxy's default.
+    #[default]
+    Sdbm,
+    /// `djb2`.
+    Djb2,
 }
 
 /// Where a `bind` listens.

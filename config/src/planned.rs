@@ -7,7 +7,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
         (
             &[
                 "cookie",
-                "hash-type",
                 "hash-balance-factor",
                 "http-check",
                 "tcp-check",

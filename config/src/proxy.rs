@@ -4,8 +4,9 @@
 use crate::error::Location;
 use crate::global::{no_args, one};
 use crate::model::{
-    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HttpConnMode, HttpReuse, IpNet, Mode, Named,
-    OriginalTo, Proxy, ProxyKind, SendProxy, Server, ServerOptions,
+    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HashFunction, HashType, HttpConnMode,
+    HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind, SendProxy, Server, ServerOptions,
+    UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -25,77 +26,23 @@ struct Keyword {
     parse: Handler,
 }
 
+#[rustfmt::skip]
 const KEYWORDS: &[Keyword] = &[
-    Keyword {
-        name: "mode",
-        sections: ALL,
-        parse: mode,
-    },
-    Keyword {
-        name: "bind",
-        sections: F | L,
-        parse: bind,
-    },
-    Keyword {
-        name: "maxconn",
-        sections: D | F | L,
-        parse: maxconn,
-    },
-    Keyword {
-        name: "default_backend",
-        sections: D | F | L,
-        parse: default_backend,
-    },
-    Keyword {
-        name: "use_backend",
-        sections: F | L,
-        parse: use_backend,
-    },
-    Keyword {
-        name: "balance",
-        sections: D | B | L,
-        parse: balance,
-    },
-    Keyword {
-        name: "server",
-        sections: B | L,
-        parse: server,
-    },
-    Keyword {
-        name: "default-server",
-        sections: D | B | L,
-        parse: default_server,
-    },
-    Keyword {
-        name: "timeout",
-        sections: ALL,
-        parse: timeout,
-    },
-    Keyword {
-        name: "retries",
-        sections: D | B | L,
-        parse: retries,
-    },
-    Keyword {
-        name: "option",
-        sections: ALL,
-        parse: option,
-    },
-    Keyword {
-        name: "no",
-        sections: ALL,
-        parse: no_option,
-    },
-    Keyword {
-        name: "http-reuse",
-        sections: D | B | L,
-        parse: http_reuse,
-    },
-    Keyword {
-        name: "errorfile",
-        sections: ALL,
-        parse: errorfile,
-    },
+    Keyword { name: "mode", sections: ALL, parse: mode },
+    Keyword { name: "bind", sections: F | L, parse: bind },
+    Keyword { name: "maxconn", sections: D | F | L, parse: maxconn },
+    Keyword { name: "default_backend", sections: D | F | L, parse: default_backend },
+    Keyword { name: "use_backend", sections: F | L, parse: use_backend },
+    Keyword { name: "balance", sections: D | B | L, parse: balance },
+    Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
+    Keyword { name: "server", sections: B | L, parse: server },
+    Keyword { name: "default-server", sections: D | B | L, parse: default_server },
+    Keyword { name: "timeout", sections: ALL, parse: timeout },
+    Keyword { name: "retries", sections: D | B | L, parse: retries },
+    Keyword { name: "option", sections: ALL, parse: option },
+    Keyword { name: "no", sections: ALL, parse: no_option },
+    Keyword { name: "http-reuse", sections: D | B | L, parse: http_reuse },
+    Keyword { name: "errorfile", sections: ALL, parse: errorfile },
 ];
 
 fn bit(kind: ProxyKind) -> u8 {
@@ -186,12 +133,19 @@ fn balance(
     _: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    let algo = args.first().ok_or("'balance' expects an algorithm")?;
+    let (algo, opts) = args.split_first().ok_or("'balance' expects an algorithm")?;
+    let no_opts = |name: &str| {
+        if opts.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("'balance {name}' takes no argument"))
+        }
+    };
     p.balance = match algo.as_str() {
-        "roundrobin" if args.len() == 1 => Balance::RoundRobin,
-        "roundrobin" => return Err("'balance roundrobin' takes no argument".into()),
-        "static-rr" | "leastconn" | "first" | "source" | "uri" | "url_param" | "random"
-        | "rdp-cookie" | "hash" => {
+        "roundrobin" => no_opts("roundrobin").map(|_| Balance::RoundRobin)?,
+        "static-rr" => no_opts("static-rr").map(|_| Balance::StaticRr)?,
+        "uri" => Balance::Uri(uri_options(opts)?),
+        "leastconn" | "first" | "source" | "url_param" | "random" | "rdp-cookie" | "hash" => {
             return Err(format!(
                 "'balance {algo}' is not supported by percore yet (server selection, issue #4)"
             ))
@@ -203,6 +157,74 @@ fn balance(
         }
         other => return Err(format!("unknown balance algorithm '{other}'")),
     };
+    Ok(())
+}
+
+/// The options of `balance uri`: `whole`, `len N`, `depth N`, `path-only`.
+fn uri_options(opts: &[String]) -> Result<UriHash, String> {
+    let mut u = UriHash::default();
+    let mut it = opts.iter();
+    while let Some(o) = it.next() {
+        let mut number = |what: &str| -> Result<u32, String> {
+            let v = it
+                .next()
+                .ok_or_else(|| format!("'balance uri {what}' expects a number"))?;
+            v.parse()
+                .ok()
+                .filter(|&n: &u32| n > 0)
+                .ok_or_else(|| format!("'balance uri {what}' expects a positive number, got '{v}'"))
+        };
+        match o.as_str() {
+            "whole" => u.whole = true,
+            "path-only" => u.path_only = true,
+            "len" => u.len = Some(number("len")?),
+            "depth" => u.depth = Some(number("depth")?),
+            other => return Err(format!("'balance uri': unknown option '{other}'")),
+        }
+    }
+    Ok(u)
+}
+
+fn hash_type(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let (method, rest) = args
+        .split_first()
+        .ok_or("'hash-type' expects map-based or consistent")?;
+    match method.as_str() {
+        "map-based" => {}
+        "consistent" => return Err(
+            "'hash-type consistent' is not supported by percore yet (server selection, issue #4)"
+                .into(),
+        ),
+        other => {
+            return Err(format!(
+                "'hash-type': unknown method '{other}' (expected map-based or consistent)"
+            ))
+        }
+    }
+    let mut h = HashType::default();
+    for w in rest {
+        match w.as_str() {
+            "sdbm" => h.function = HashFunction::Sdbm,
+            "djb2" => h.function = HashFunction::Djb2,
+            "avalanche" => h.avalanche = true,
+            "wt6" | "crc32" | "none" => {
+                return Err(format!(
+                "'hash-type ... {w}' is not supported by percore yet (server selection, issue #4)"
+            ))
+            }
+            other => {
+                return Err(format!(
+                    "'hash-type': unknown function or modifier '{other}'"
+                ))
+            }
+        }
+    }
+    p.hash_type = h;
     Ok(())
 }
 

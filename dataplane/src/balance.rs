@@ -1,6 +1,10 @@
-//! Server choice: weighted round-robin, one cursor per executor (no shared state). Uses
-//! the smooth weighted algorithm, so a 3:1 weighting gives A A B A rather than A A A B.
-//! The other algorithms and persistence come with the server-selection work (issue #4).
+//! Server choice, with per-executor state only: weighted round-robin (smooth: a 3:1
+//! weighting gives A A B A rather than A A A B), and HAProxy's server map for
+//! `static-rr` and map-based hashing (`balance uri`), laid out exactly as HAProxy lays
+//! it out so that the same key picks the same server in both. The other algorithms and
+//! persistence come with the server-selection work (issue #4).
+
+use percore_config::{HashFunction, HashType, UriHash};
 
 /// One executor's round-robin state for one backend.
 #[derive(Debug, Clone)]
@@ -37,9 +41,211 @@ impl RoundRobin {
     }
 }
 
+/// HAProxy's server map: each usable server appears as many times as its weight
+/// divided by the weights' greatest common divisor, interleaved the way HAProxy's
+/// `recalc_server_map` interleaves them. A hash picks `slots[hash % len]`; `static-rr`
+/// walks the slots in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerMap {
+    slots: Vec<usize>,
+}
+
+impl ServerMap {
+    /// The map for servers with these weights (0: not used).
+    pub fn new(weights: &[u32]) -> Self {
+        let gcd = weights
+            .iter()
+            .copied()
+            .filter(|&w| w > 0)
+            .reduce(|a, b| {
+                let (mut a, mut b) = (a, b);
+                while b != 0 {
+                    (a, b) = (b, a % b);
+                }
+                a
+            })
+            .unwrap_or(1);
+        let eweights: Vec<i64> = weights
+            .iter()
+            .map(|&w| i64::from(w.div_ceil(gcd)))
+            .collect();
+        let tot: i64 = eweights.iter().sum();
+        let mut scores = vec![0i64; weights.len()];
+        let mut slots = Vec::with_capacity(tot as usize);
+        for _ in 0..tot {
+            let mut best: Option<usize> = None;
+            let mut max = 0;
+            for (i, &w) in eweights.iter().enumerate() {
+                if w == 0 {
+                    continue;
+                }
+                if tot == 1 {
+                    best = Some(i);
+                    break;
+                }
+                scores[i] += w;
+                let v = (scores[i] + tot) / tot;
+                if best.is_none() || v > max {
+                    max = v;
+                    best = Some(i);
+                }
+            }
+            if let Some(b) = best {
+                scores[b] -= tot;
+                slots.push(b);
+            }
+        }
+        Self { slots }
+    }
+
+    /// The server a hash maps to.
+    pub fn get(&self, hash: u32) -> Option<usize> {
+        (!self.slots.is_empty()).then(|| self.slots[hash as usize % self.slots.len()])
+    }
+
+    /// The server at position `*cursor` for `static-rr`, advancing the cursor.
+    pub fn next(&self, cursor: &mut usize) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        if *cursor >= self.slots.len() {
+            *cursor = 0;
+        }
+        let s = self.slots[*cursor];
+        *cursor += 1;
+        Some(s)
+    }
+}
+
+/// The part of a request target `balance uri` hashes, with its options applied.
+pub fn uri_key<'t>(target: &'t [u8], o: &UriHash) -> &'t [u8] {
+    let mut t = target;
+    if o.path_only {
+        if let Some(scheme_end) = t.windows(3).position(|w| w == b"://") {
+            let after = &t[scheme_end + 3..];
+            t = after
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(&after[after.len()..], |p| &after[p..]);
+        }
+    }
+    if let Some(len) = o.len {
+        t = &t[..t.len().min(len as usize)];
+    }
+    let mut slashes = 0u32;
+    let end = t
+        .iter()
+        .position(|&c| {
+            if c == b'/' {
+                slashes += 1;
+                o.depth.is_some_and(|d| slashes == d + 1)
+            } else {
+                c == b'?' && !o.whole
+            }
+        })
+        .unwrap_or(t.len());
+    &t[..end]
+}
+
+/// Hashes `key` as HAProxy's `hash-type map-based` does.
+pub fn hash(key: &[u8], h: HashType) -> u32 {
+    let raw = match h.function {
+        HashFunction::Sdbm => key.iter().fold(0u32, |hash, &c| {
+            u32::from(c)
+                .wrapping_add(hash << 6)
+                .wrapping_add(hash << 16)
+                .wrapping_sub(hash)
+        }),
+        HashFunction::Djb2 => key.iter().fold(5381u32, |hash, &c| {
+            (hash << 5).wrapping_add(hash).wrapping_add(u32::from(c))
+        }),
+    };
+    if h.avalanche {
+        full_hash(raw)
+    } else {
+        raw
+    }
+}
+
+/// Bob Jenkins' full-avalanche integer hash, HAProxy's `avalanche` modifier.
+fn full_hash(mut a: u32) -> u32 {
+    a = a.wrapping_add(0x7ed5_5d16).wrapping_add(a << 12);
+    a = (a ^ 0xc761_c23c) ^ (a >> 19);
+    a = a.wrapping_add(0x1656_67b1).wrapping_add(a << 5);
+    a = a.wrapping_add(0xd3a2_646c) ^ (a << 9);
+    a = a.wrapping_add(0xfd70_46c5).wrapping_add(a << 3);
+    (a ^ 0xb55a_4f09) ^ (a >> 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_map_like_haproxy() {
+        assert_eq!(ServerMap::new(&[1, 1]).slots, [0, 1]);
+        assert_eq!(ServerMap::new(&[10, 10, 10]).slots, [0, 1, 2]);
+        assert_eq!(ServerMap::new(&[3, 1]).slots, [0, 0, 0, 1]);
+        assert_eq!(ServerMap::new(&[0, 2]).slots, [1]);
+        assert_eq!(ServerMap::new(&[0, 0]).get(7), None);
+        let mut cursor = 0;
+        let m = ServerMap::new(&[2, 1]);
+        let seq: Vec<_> = (0..6).map(|_| m.next(&mut cursor).unwrap()).collect();
+        assert_eq!(seq, [0, 0, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn uri_keys() {
+        let o = UriHash::default();
+        assert_eq!(uri_key(b"/a/b?x=1", &o), b"/a/b");
+        assert_eq!(
+            uri_key(b"/a/b?x=1", &UriHash { whole: true, ..o }),
+            b"/a/b?x=1"
+        );
+        assert_eq!(
+            uri_key(
+                b"/a/b/c",
+                &UriHash {
+                    depth: Some(2),
+                    ..o
+                }
+            ),
+            b"/a/b"
+        );
+        assert_eq!(uri_key(b"/abcdef", &UriHash { len: Some(3), ..o }), b"/ab");
+        assert_eq!(
+            uri_key(
+                b"http://h:1/p?q",
+                &UriHash {
+                    path_only: true,
+                    ..o
+                }
+            ),
+            b"/p"
+        );
+    }
+
+    #[test]
+    fn hashes() {
+        let sdbm = HashType::default();
+        assert_eq!(hash(b"", sdbm), 0);
+        assert_eq!(hash(b"a", sdbm), 97);
+        let djb2 = HashType {
+            function: HashFunction::Djb2,
+            avalanche: false,
+        };
+        assert_eq!(hash(b"a", djb2), 5381 * 33 + 97);
+        assert_ne!(
+            hash(
+                b"a",
+                HashType {
+                    avalanche: true,
+                    ..sdbm
+                }
+            ),
+            97
+        );
+    }
 
     #[test]
     fn alternates_and_weights() {

@@ -9,7 +9,7 @@ use crate::plan::{Backend, BackendId, ServerPlan};
 use crate::pool::ServerKey;
 use crate::proxy_protocol;
 use compio::net::TcpStream;
-use percore_config::SendProxy;
+use percore_config::{Balance, SendProxy};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -120,9 +120,16 @@ pub async fn connect<'p>(
     reuse: Reuse,
     private: &mut Option<(ServerKey, TcpStream)>,
     origin: Origin,
+    hash: Option<u32>,
 ) -> Result<ServerConn<'p>, ConnectError> {
     let be: &Backend = &plan.backends[be_id];
-    let pick = |exclude| core.rr.borrow_mut()[be_id].pick(&be.weights, exclude);
+    // A redispatch (`exclude`) moves to the next server by round-robin whatever the
+    // algorithm: a hash would only pick the failed server again.
+    let pick = |exclude: Option<usize>| match (exclude, hash, be.balance) {
+        (None, Some(h), _) => be.map.get(h),
+        (None, None, Balance::StaticRr) => be.map.next(&mut core.map_cursor.borrow_mut()[be_id]),
+        _ => core.rr.borrow_mut()[be_id].pick(&be.weights, exclude),
+    };
     let mut server = pick(None).ok_or(ConnectError::NoServer)?;
     let connect_timeout = be.timeouts.connect;
     let queue_deadline = Instant::now()

@@ -15,6 +15,8 @@ pub struct Core {
     pub plan: Arc<Plan>,
     /// Round-robin cursors, one per backend.
     pub rr: RefCell<Vec<RoundRobin>>,
+    /// `static-rr` positions in each backend's server map.
+    pub map_cursor: RefCell<Vec<usize>>,
     /// Idle server connections.
     pub pool: RefCell<Pool>,
     /// Pipes for splicing.
@@ -34,10 +36,12 @@ impl Core {
             .map(|b| RoundRobin::new(b.servers.len()))
             .collect();
         let pipes = PipePool::new(plan.maxpipes.div_ceil(executors.max(1)), plan.tune.pipesize);
+        let map_cursor = vec![0; plan.backends.len()];
         let pool = Pool::new(plan.backends.iter().map(|b| b.servers.len()));
         Self {
             plan,
             rr: RefCell::new(rr),
+            map_cursor: RefCell::new(map_cursor),
             pool: RefCell::new(pool),
             pipes: RefCell::new(pipes),
             active: Cell::new(0),

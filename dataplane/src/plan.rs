@@ -2,9 +2,10 @@
 //! shared read-only by every core through an `Arc`; a reload will build a new one.
 //! Resolves server names once, at start; never does I/O afterwards.
 
+use crate::balance::ServerMap;
 use percore_config::{
-    Bind, Config, ForwardFor, HttpConnMode, HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy,
-    Splice, Timeouts, Tune,
+    Balance, Bind, Config, ForwardFor, HashType, HttpConnMode, HttpReuse, Mode, OriginalTo,
+    ProxyKind, SendProxy, Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicU32;
@@ -89,6 +90,12 @@ pub struct Backend {
     pub servers: Vec<ServerPlan>,
     /// Their weights, in the same order, as the balancer takes them.
     pub weights: Vec<u32>,
+    /// `balance`.
+    pub balance: Balance,
+    /// `hash-type`.
+    pub hash_type: HashType,
+    /// HAProxy's server map, for `static-rr` and hashing.
+    pub map: ServerMap,
     /// Server-side timeouts.
     pub timeouts: Timeouts,
     /// `retries`.
@@ -174,6 +181,9 @@ impl Plan {
                 name: p.name.clone(),
                 mode: p.mode,
                 weights: servers.iter().map(|s| s.weight).collect(),
+                balance: p.balance,
+                hash_type: p.hash_type,
+                map: ServerMap::new(&servers.iter().map(|s| s.weight).collect::<Vec<_>>()),
                 servers,
                 timeouts: p.timeouts.clone(),
                 retries: p.retries,

@@ -15,6 +15,7 @@
 //! the client before closing. The session's buffers live as long as the connection:
 //! nothing is allocated per request in steady state.
 
+use crate::balance::{hash, uri_key};
 use crate::connect::{connect, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
@@ -28,7 +29,7 @@ use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
-use percore_config::{HttpConnMode, HttpReuse};
+use percore_config::{Balance, HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -177,7 +178,8 @@ impl<'a> Session<'a> {
                 HttpReuse::Safe => self.requests > 1,
                 HttpReuse::Aggressive | HttpReuse::Always => true,
             };
-            let Ok(mut server) = self.server(Reuse { shared }).await else {
+            let hash = self.request_hash();
+            let Ok(mut server) = self.server(Reuse { shared }, hash).await else {
                 return self.fail(503).await;
             };
 
@@ -192,7 +194,7 @@ impl<'a> Session<'a> {
                 if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
-                    let Ok(fresh) = self.server(Reuse { shared: false }).await else {
+                    let Ok(fresh) = self.server(Reuse { shared: false }, hash).await else {
                         return self.fail(503).await;
                     };
                     server = fresh;
@@ -233,7 +235,11 @@ impl<'a> Session<'a> {
     }
 
     /// Gets a server connection for the current request.
-    async fn server(&mut self, reuse: Reuse) -> Result<ServerConn<'a>, ConnectError> {
+    async fn server(
+        &mut self,
+        reuse: Reuse,
+        hash: Option<u32>,
+    ) -> Result<ServerConn<'a>, ConnectError> {
         let core: &'a Core = self.core;
         let plan: &'a Plan = &core.plan;
         // Boxed, like the exchanges: connecting and queueing are large futures.
@@ -244,8 +250,25 @@ impl<'a> Session<'a> {
             reuse,
             &mut self.private,
             self.origin,
+            hash,
         ));
         connecting.await
+    }
+
+    /// The hash that picks the server for the current request, for hashing algorithms.
+    fn request_hash(&self) -> Option<u32> {
+        match self.be.balance {
+            Balance::Uri(options) => {
+                // The rewritten head starts with "METHOD SP TARGET SP".
+                let line = self
+                    .req_head
+                    .split(|&c| c == b' ')
+                    .nth(1)
+                    .unwrap_or_default();
+                Some(hash(uri_key(line, &options), self.be.hash_type))
+            }
+            Balance::RoundRobin | Balance::StaticRr => None,
+        }
     }
 
     /// Answers with an error page (backend's, then frontend's, then built-in) and ends.

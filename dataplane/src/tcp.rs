@@ -58,6 +58,7 @@ pub async fn relay(
         Reuse { shared: false },
         &mut private,
         origin,
+        None,
     )
     .await
     else {
