@@ -28,15 +28,59 @@ fn start_haproxy(cfg: &str, port: u16) -> Child {
     child
 }
 
-/// The origin each path lands on, in order.
-fn choices(port: u16, paths: &[String]) -> Vec<String> {
+/// What one request is: a path, a Host, and the local address to connect from.
+#[derive(Clone)]
+struct Req {
+    path: String,
+    host: String,
+    from: std::net::Ipv4Addr,
+}
+
+/// The origin each request lands on, in order.
+fn choices(port: u16, reqs: &[Req]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&std::net::SocketAddr::from((r.from, 0)).into())
+                .unwrap();
+            socket
+                .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let mut s: std::net::TcpStream = socket.into();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            use std::io::Write;
+            // One write: several small ones would wait on Nagle and delayed ACKs.
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                r.path, r.host
+            );
+            s.write_all(request.as_bytes()).unwrap();
+            read_response(&mut s, false)
+                .header("x-origin")
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn reqs(paths: &[String]) -> Vec<Req> {
     paths
         .iter()
-        .map(|p| get(port, p).header("x-origin").unwrap_or_default())
+        .map(|p| Req {
+            path: p.clone(),
+            host: "test".into(),
+            from: [127, 0, 0, 1].into(),
+        })
         .collect()
 }
 
 fn agree(balance: &str, paths: &[String]) {
+    agree_on(balance, &reqs(paths));
+}
+
+fn agree_on(balance: &str, paths: &[Req]) {
     assert!(
         have("haproxy"),
         "haproxy is required (the README's test command installs it)"
@@ -98,4 +142,91 @@ fn uri_depth_len_avalanche_agrees_with_haproxy() {
 fn static_rr_agrees_with_haproxy() {
     let same: Vec<String> = (0..40).map(|i| format!("/n{i}")).collect();
     agree("  balance static-rr\n", &same);
+}
+
+#[test]
+fn url_param_agrees_with_haproxy() {
+    let paths: Vec<String> = (0..200)
+        .map(|i| format!("/images.php?size=big&id={}&x=1", i * 31 % 997))
+        .collect();
+    agree("  balance url_param id\n", &paths);
+}
+
+#[test]
+fn hdr_host_agrees_with_haproxy() {
+    let reqs: Vec<Req> = (0..150)
+        .map(|i| Req {
+            path: "/".into(),
+            host: format!("site{}.example", i * 13 % 101),
+            from: [127, 0, 0, 1].into(),
+        })
+        .collect();
+    agree_on("  balance hdr(host)\n", &reqs);
+}
+
+#[test]
+fn source_agrees_with_haproxy() {
+    let reqs: Vec<Req> = (0..120)
+        .map(|i| Req {
+            path: "/".into(),
+            host: "test".into(),
+            from: [127, 0, (i % 7) as u8, (i * 37 % 250 + 1) as u8].into(),
+        })
+        .collect();
+    agree_on("  balance source\n", &reqs);
+    agree_on(
+        "  balance source\n  hash-type map-based sdbm avalanche\n",
+        &reqs,
+    );
+}
+
+#[test]
+fn missing_url_param_falls_back_to_round_robin() {
+    let origins = [origin("a"), origin("b")];
+    let port = free_port();
+    let named: Vec<(&str, &Origin, u32)> = vec![("a", &origins[0], 1), ("b", &origins[1], 1)];
+    let _p = Percore::start(&config(port, "  balance url_param id\n", &named), port);
+    let seen: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| get(port, "/no-param").header("x-origin").unwrap())
+        .collect();
+    assert_eq!(seen.len(), 2, "round-robin over both servers");
+}
+
+/// Seed 04: plain TCP, every connection from one source address lands on the same server.
+#[test]
+fn seed_04_source_affinity_in_tcp_mode() {
+    let (a, b) = (origin("exim1"), origin("exim2"));
+    let port = free_port();
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/seed-configs/04-smtp-source.cfg"
+    ))
+    .unwrap();
+    let config = seed
+        .replace("defaults\n", "global\n  nbthread 1\n\ndefaults\n")
+        .replace("*:10025", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:19025", &a.addr.to_string())
+        .replace("127.0.0.1:19026", &b.addr.to_string());
+    let _p = Percore::start(&config, port);
+    let mut by_source = std::collections::BTreeMap::new();
+    for i in 0..40u8 {
+        let from: std::net::Ipv4Addr = [127, 0, 1, i % 8 + 1].into();
+        let got = choices(
+            port,
+            &[Req {
+                path: "/".into(),
+                host: "mail".into(),
+                from,
+            }],
+        )
+        .remove(0);
+        let first = by_source.entry(from).or_insert_with(|| got.clone());
+        assert_eq!(*first, got, "{from} moved between servers");
+    }
+    let servers: std::collections::BTreeSet<&String> = by_source.values().collect();
+    assert_eq!(
+        servers.len(),
+        2,
+        "sources spread over both servers: {by_source:?}"
+    );
 }

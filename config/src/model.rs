@@ -406,7 +406,7 @@ pub struct ErrorFile {
 }
 
 /// `balance`: the algorithms implemented so far (the rest come with issue #4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
     /// `roundrobin`, weighted.
     #[default]
@@ -415,6 +415,12 @@ pub enum Balance {
     StaticRr,
     /// `uri`: a hash of the request target picks the server.
     Uri(UriHash),
+    /// `source`: a hash of the client address picks the server.
+    Source,
+    /// `url_param NAME`: a hash of the parameter's value; round-robin without it.
+    UrlParam(String),
+    /// `hdr(NAME)`: a hash of the header's value; round-robin without it.
+    Hdr(String),
 }
 
 /// The options of `balance uri`.

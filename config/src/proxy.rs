@@ -145,7 +145,21 @@ fn balance(
         "roundrobin" => no_opts("roundrobin").map(|_| Balance::RoundRobin)?,
         "static-rr" => no_opts("static-rr").map(|_| Balance::StaticRr)?,
         "uri" => Balance::Uri(uri_options(opts)?),
-        "leastconn" | "first" | "source" | "url_param" | "random" | "rdp-cookie" | "hash" => {
+        "source" => no_opts("source").map(|_| Balance::Source)?,
+        "url_param" => match opts {
+            [name] => Balance::UrlParam(name.clone()),
+            [_, check, ..] if check == "check_post" => {
+                return Err("'balance url_param ... check_post' is not supported by percore yet (server selection, issue #4)".into())
+            }
+            _ => return Err("'balance url_param' expects a parameter name".into()),
+        },
+        a if a.starts_with("hdr(") && a.ends_with(')') && a.len() > 5 => {
+            if !opts.is_empty() {
+                return Err(format!("'balance {a} {}' is not supported by percore yet (server selection, issue #4)", opts.join(" ")));
+            }
+            Balance::Hdr(a[4..a.len() - 1].to_string())
+        }
+        "leastconn" | "first" | "random" | "rdp-cookie" | "hash" => {
             return Err(format!(
                 "'balance {algo}' is not supported by percore yet (server selection, issue #4)"
             ))

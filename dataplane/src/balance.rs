@@ -147,6 +147,44 @@ pub fn uri_key<'t>(target: &'t [u8], o: &UriHash) -> &'t [u8] {
     &t[..end]
 }
 
+/// `balance source`: the address's 32-bit big-endian words XORed together, as HAProxy
+/// hashes it (then `avalanche` if asked).
+pub fn source_hash(ip: std::net::IpAddr, h: HashType) -> u32 {
+    let raw = match ip {
+        std::net::IpAddr::V4(v4) => u32::from(v4),
+        std::net::IpAddr::V6(v6) => v6.octets().chunks(4).fold(0, |acc, w| {
+            acc ^ u32::from_be_bytes([w[0], w[1], w[2], w[3]])
+        }),
+    };
+    if h.avalanche {
+        full_hash(raw)
+    } else {
+        raw
+    }
+}
+
+/// `balance url_param NAME`: the value of the first `NAME=` parameter of the query.
+pub fn url_param<'t>(target: &'t [u8], name: &str) -> Option<&'t [u8]> {
+    let query = &target[target.iter().position(|&c| c == b'?')? + 1..];
+    query.split(|&c| c == b'&').find_map(|pair| {
+        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(value)
+    })
+}
+
+/// `balance hdr(NAME)`: the first value of the first `NAME` header of a head, empty
+/// values counting as absent.
+pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
+    head.split(|&c| c == b'\n').skip(1).find_map(|line| {
+        let (n, v) = line.split_at(line.iter().position(|&c| c == b':')?);
+        if !n.eq_ignore_ascii_case(name.as_bytes()) {
+            return None;
+        }
+        let v = v[1..].split(|&c| c == b',').next()?.trim_ascii();
+        (!v.is_empty()).then_some(v)
+    })
+}
+
 /// Hashes `key` as HAProxy's `hash-type map-based` does.
 pub fn hash(key: &[u8], h: HashType) -> u32 {
     let raw = match h.function {
@@ -223,6 +261,19 @@ mod tests {
             ),
             b"/p"
         );
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(url_param(b"/p?a=1&id=42&b", "id"), Some(&b"42"[..]));
+        assert_eq!(url_param(b"/p?xid=1", "id"), None);
+        assert_eq!(url_param(b"/p", "id"), None);
+        let head = b"GET / HTTP/1.1\r\nHost: a.example, b\r\nX-Empty: \r\n\r\n";
+        assert_eq!(header_value(head, "host"), Some(&b"a.example"[..]));
+        assert_eq!(header_value(head, "x-empty"), None);
+        let h = HashType::default();
+        assert_eq!(source_hash("10.0.0.1".parse().unwrap(), h), 0x0a00_0001);
+        assert_eq!(source_hash("::1".parse().unwrap(), h), 1);
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub async fn connect<'p>(
     let be: &Backend = &plan.backends[be_id];
     // A redispatch (`exclude`) moves to the next server by round-robin whatever the
     // algorithm: a hash would only pick the failed server again.
-    let pick = |exclude: Option<usize>| match (exclude, hash, be.balance) {
+    let pick = |exclude: Option<usize>| match (exclude, hash, &be.balance) {
         (None, Some(h), _) => be.map.get(h),
         (None, None, Balance::StaticRr) => be.map.next(&mut core.map_cursor.borrow_mut()[be_id]),
         _ => core.rr.borrow_mut()[be_id].pick(&be.weights, exclude),

@@ -181,7 +181,7 @@ impl Plan {
                 name: p.name.clone(),
                 mode: p.mode,
                 weights: servers.iter().map(|s| s.weight).collect(),
-                balance: p.balance,
+                balance: p.balance.clone(),
                 hash_type: p.hash_type,
                 map: ServerMap::new(&servers.iter().map(|s| s.weight).collect::<Vec<_>>()),
                 servers,

@@ -15,7 +15,7 @@
 //! the client before closing. The session's buffers live as long as the connection:
 //! nothing is allocated per request in steady state.
 
-use crate::balance::{hash, uri_key};
+use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::connect::{connect, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
@@ -255,18 +255,23 @@ impl<'a> Session<'a> {
         connecting.await
     }
 
-    /// The hash that picks the server for the current request, for hashing algorithms.
+    /// The hash that picks the server for the current request, for hashing algorithms;
+    /// `None` means round-robin (also when a `url_param` or `hdr` key is absent, as in
+    /// HAProxy).
     fn request_hash(&self) -> Option<u32> {
-        match self.be.balance {
-            Balance::Uri(options) => {
-                // The rewritten head starts with "METHOD SP TARGET SP".
-                let line = self
-                    .req_head
-                    .split(|&c| c == b' ')
-                    .nth(1)
-                    .unwrap_or_default();
-                Some(hash(uri_key(line, &options), self.be.hash_type))
-            }
+        // The rewritten head starts with "METHOD SP TARGET SP".
+        let target = || {
+            self.req_head
+                .split(|&c| c == b' ')
+                .nth(1)
+                .unwrap_or_default()
+        };
+        let ht = self.be.hash_type;
+        match &self.be.balance {
+            Balance::Uri(options) => Some(hash(uri_key(target(), options), ht)),
+            Balance::Source => Some(source_hash(self.origin.src.ip(), ht)),
+            Balance::UrlParam(name) => url_param(target(), name).map(|v| hash(v, ht)),
+            Balance::Hdr(name) => header_value(&self.req_head, name).map(|v| hash(v, ht)),
             Balance::RoundRobin | Balance::StaticRr => None,
         }
     }

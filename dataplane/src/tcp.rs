@@ -8,6 +8,7 @@
 //! `splice-response` splice from the first byte; `option splice-auto` copies until a
 //! read fills the buffer, then switches to splicing for the rest of the transfer.
 
+use crate::balance::source_hash;
 use crate::connect::{connect, Origin, Reuse};
 use crate::core::Core;
 use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
@@ -16,6 +17,7 @@ use crate::plan::{first_set, Backend, Frontend};
 use compio::driver::op::{Interest, PollOnce};
 use compio::driver::ToSharedFd;
 use compio::net::TcpStream;
+use percore_config::Balance;
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -58,7 +60,7 @@ pub async fn relay(
         Reuse { shared: false },
         &mut private,
         origin,
-        None,
+        source_key(be, origin),
     )
     .await
     else {
@@ -104,6 +106,11 @@ pub async fn relay(
     };
     futures_util::future::join(up.run(pending, core), down.run(Vec::new(), core)).await;
     drop(server.slot);
+}
+
+/// The hash of `balance source`; other algorithms need HTTP and use round-robin here.
+fn source_key(be: &Backend, origin: Origin) -> Option<u32> {
+    matches!(be.balance, Balance::Source).then(|| source_hash(origin.src.ip(), be.hash_type))
 }
 
 /// Relays an upgraded HTTP connection (websocket) until both sides are done, with
