@@ -230,3 +230,76 @@ fn seed_04_source_affinity_in_tcp_mode() {
         "sources spread over both servers: {by_source:?}"
     );
 }
+
+fn two_servers(balance: &str, extra: &str) -> (Percore, u16, Origin, Origin) {
+    let (a, b) = (origin("a"), origin("b"));
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 2\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n{balance}  server a {} {extra}\n  server b {} {extra}\n",
+        a.addr, b.addr
+    );
+    let p = Percore::start(&cfg, port);
+    (p, port, a, b)
+}
+
+#[test]
+fn leastconn_avoids_the_busy_server_across_executors() {
+    let (_p, port, _a, _b) = two_servers("  balance leastconn\n", "");
+    // Two slow requests occupy both servers once each, then a third slow one makes one
+    // server busier; quick requests must all go to the other one.
+    let slow = |d: u64| {
+        std::thread::spawn(move || {
+            get(port, &format!("/?delay={d}"))
+                .header("x-origin")
+                .unwrap()
+        })
+    };
+    let first = slow(1500);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let quick: Vec<String> = (0..6)
+        .map(|_| get(port, "/").header("x-origin").unwrap())
+        .collect();
+    let busy = first.join().unwrap();
+    assert!(
+        quick.iter().all(|q| *q != busy),
+        "{busy} was busy, quick requests went to {quick:?}"
+    );
+}
+
+#[test]
+fn first_fills_servers_in_order() {
+    let (_p, port, _a, _b) = two_servers("  balance first\n", "maxconn 1");
+    let names: Vec<String> = (0..5)
+        .map(|_| get(port, "/").header("x-origin").unwrap())
+        .collect();
+    assert!(names.iter().all(|n| n == "a"), "{names:?}");
+    let slow = std::thread::spawn(move || get(port, "/?delay=1000").header("x-origin").unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(get(port, "/").header("x-origin").as_deref(), Some("b"));
+    assert_eq!(slow.join().unwrap(), "a");
+}
+
+#[test]
+fn random_follows_weights() {
+    let (a, b) = (origin("a"), origin("b"));
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance random(2)\n  server a {} weight 1\n  server b {} weight 3\n",
+        a.addr, b.addr
+    );
+    let _p = Percore::start(&cfg, port);
+    let mut s = connect(port);
+    let mut b_count = 0;
+    for _ in 0..2000 {
+        use std::io::Write;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        if read_response(&mut s, false).header("x-origin").as_deref() == Some("b") {
+            b_count += 1;
+        }
+    }
+    // Sequential requests: every draw sees idle servers, so the weights decide: 75%.
+    assert!(
+        (1400..1600).contains(&b_count),
+        "{b_count} of 2000 to the weight-3 server"
+    );
+}

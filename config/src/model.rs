@@ -421,6 +421,12 @@ pub enum Balance {
     UrlParam(String),
     /// `hdr(NAME)`: a hash of the header's value; round-robin without it.
     Hdr(String),
+    /// `leastconn`: the server with the fewest requests in flight for its weight.
+    LeastConn,
+    /// `first`: the first server (in declaration order) with a free slot.
+    First,
+    /// `random[(N)]`: N weighted random draws, the least loaded one wins.
+    Random(u32),
 }
 
 /// The options of `balance uri`.

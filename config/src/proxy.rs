@@ -159,12 +159,24 @@ fn balance(
             }
             Balance::Hdr(a[4..a.len() - 1].to_string())
         }
-        "leastconn" | "first" | "random" | "rdp-cookie" | "hash" => {
+        "leastconn" => no_opts("leastconn").map(|_| Balance::LeastConn)?,
+        "first" => no_opts("first").map(|_| Balance::First)?,
+        "random" => no_opts("random").map(|_| Balance::Random(2))?,
+        a if a.starts_with("random(") && a.ends_with(')') => {
+            no_opts(a)?;
+            let draws = a[7..a.len() - 1]
+                .parse()
+                .ok()
+                .filter(|&n: &u32| n > 0)
+                .ok_or_else(|| format!("'balance {a}': the number of draws must be a positive integer"))?;
+            Balance::Random(draws)
+        }
+        "rdp-cookie" | "hash" => {
             return Err(format!(
                 "'balance {algo}' is not supported by percore yet (server selection, issue #4)"
             ))
         }
-        a if a.starts_with("hdr(") || a.starts_with("random(") || a.starts_with("rdp-cookie(") => {
+        a if a.starts_with("hdr(") || a.starts_with("rdp-cookie(") => {
             return Err(format!(
                 "'balance {a}' is not supported by percore yet (server selection, issue #4)"
             ))

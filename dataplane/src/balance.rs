@@ -117,6 +117,47 @@ impl ServerMap {
     }
 }
 
+/// `leastconn`: the usable server with the fewest requests in flight for its weight;
+/// the scan starts at `start`, so that ties rotate.
+pub fn least_conn(weights: &[u32], load: impl Fn(usize) -> u32, start: usize) -> Option<usize> {
+    let n = weights.len();
+    (0..n)
+        .map(|k| (start + k) % n)
+        .filter(|&i| weights[i] > 0)
+        .min_by_key(|&i| (u64::from(load(i)) + 1) * 65536 / u64::from(weights[i]))
+}
+
+/// `first`: the first usable server, in declaration order, below its `maxconn`; the
+/// least loaded one when all are full.
+pub fn first(
+    weights: &[u32],
+    maxconn: impl Fn(usize) -> Option<u32>,
+    load: impl Fn(usize) -> u32,
+) -> Option<usize> {
+    (0..weights.len())
+        .filter(|&i| weights[i] > 0)
+        .find(|&i| maxconn(i).is_none_or(|m| load(i) < m))
+        .or_else(|| least_conn(weights, load, 0))
+}
+
+/// `random(N)`: `draws` servers drawn with probability proportional to their weight
+/// (through the server map); the least loaded wins.
+pub fn random(
+    map: &ServerMap,
+    draws: u32,
+    rng: &mut u64,
+    load: impl Fn(usize) -> u32,
+) -> Option<usize> {
+    (0..draws.max(1))
+        .filter_map(|_| {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            map.get((*rng >> 32) as u32)
+        })
+        .min_by_key(|&i| load(i))
+}
+
 /// The part of a request target `balance uri` hashes, with its options applied.
 pub fn uri_key<'t>(target: &'t [u8], o: &UriHash) -> &'t [u8] {
     let mut t = target;
@@ -260,6 +301,27 @@ mod tests {
                 }
             ),
             b"/p"
+        );
+    }
+
+    #[test]
+    fn load_aware() {
+        let loads = [3u32, 0, 0];
+        let load = |i: usize| loads[i];
+        assert_eq!(least_conn(&[1, 1, 1], load, 0), Some(1));
+        assert_eq!(least_conn(&[1, 1, 1], load, 2), Some(2));
+        assert_eq!(least_conn(&[1, 0, 1], load, 1), Some(2));
+        assert_eq!(first(&[1, 1, 1], |_| Some(3), load), Some(1));
+        assert_eq!(first(&[1, 1, 1], |_| None, load), Some(0));
+        let map = ServerMap::new(&[1, 3]);
+        let mut rng = 0x1234_5678_9abc_def0;
+        let picks: Vec<usize> = (0..4000)
+            .filter_map(|_| random(&map, 1, &mut rng, |_| 0))
+            .collect();
+        let ones = picks.iter().filter(|&&p| p == 1).count();
+        assert!(
+            (2800..3200).contains(&ones),
+            "{ones} of 4000 for weight 3 of 4"
         );
     }
 

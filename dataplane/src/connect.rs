@@ -3,6 +3,7 @@
 //! connect, retry and redispatch as `retries` and `option redispatch` say, and send the
 //! PROXY protocol header a server asks for.
 
+use crate::balance;
 use crate::core::Core;
 use crate::io::{write_all, Deadline};
 use crate::plan::{Backend, BackendId, ServerPlan};
@@ -125,9 +126,24 @@ pub async fn connect<'p>(
     let be: &Backend = &plan.backends[be_id];
     // A redispatch (`exclude`) moves to the next server by round-robin whatever the
     // algorithm: a hash would only pick the failed server again.
+    let load = |i: usize| be.servers[i].inflight.load(Ordering::Relaxed);
     let pick = |exclude: Option<usize>| match (exclude, hash, &be.balance) {
         (None, Some(h), _) => be.map.get(h),
         (None, None, Balance::StaticRr) => be.map.next(&mut core.map_cursor.borrow_mut()[be_id]),
+        (None, None, Balance::LeastConn) => {
+            let mut cursor = core.lc_cursor.borrow_mut();
+            cursor[be_id] = cursor[be_id].wrapping_add(1);
+            balance::least_conn(&be.weights, load, cursor[be_id] % be.weights.len().max(1))
+        }
+        (None, None, Balance::First) => {
+            balance::first(&be.weights, |i| be.servers[i].maxconn, load)
+        }
+        (None, None, Balance::Random(draws)) => {
+            let mut rng = core.rng.get();
+            let pick = balance::random(&be.map, *draws, &mut rng, load);
+            core.rng.set(rng);
+            pick
+        }
         _ => core.rr.borrow_mut()[be_id].pick(&be.weights, exclude),
     };
     let mut server = pick(None).ok_or(ConnectError::NoServer)?;

@@ -17,6 +17,10 @@ pub struct Core {
     pub rr: RefCell<Vec<RoundRobin>>,
     /// `static-rr` positions in each backend's server map.
     pub map_cursor: RefCell<Vec<usize>>,
+    /// Where each backend's `leastconn` scan starts (ties rotate).
+    pub lc_cursor: RefCell<Vec<usize>>,
+    /// State of the `random` balancer's generator.
+    pub rng: Cell<u64>,
     /// Idle server connections.
     pub pool: RefCell<Pool>,
     /// Pipes for splicing.
@@ -41,11 +45,25 @@ impl Core {
         Self {
             plan,
             rr: RefCell::new(rr),
-            map_cursor: RefCell::new(map_cursor),
+            map_cursor: RefCell::new(map_cursor.clone()),
+            lc_cursor: RefCell::new(map_cursor),
+            rng: Cell::new(seed()),
             pool: RefCell::new(pool),
             pipes: RefCell::new(pipes),
             active: Cell::new(0),
             process_conns,
         }
     }
+}
+
+/// A non-zero seed that differs between executors and runs.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let thread = std::thread::current().id();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&thread, &mut h);
+    (nanos ^ std::hash::Hasher::finish(&h)) | 1
 }

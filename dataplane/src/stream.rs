@@ -272,7 +272,11 @@ impl<'a> Session<'a> {
             Balance::Source => Some(source_hash(self.origin.src.ip(), ht)),
             Balance::UrlParam(name) => url_param(target(), name).map(|v| hash(v, ht)),
             Balance::Hdr(name) => header_value(&self.req_head, name).map(|v| hash(v, ht)),
-            Balance::RoundRobin | Balance::StaticRr => None,
+            Balance::RoundRobin
+            | Balance::StaticRr
+            | Balance::LeastConn
+            | Balance::First
+            | Balance::Random(_) => None,
         }
     }
 
