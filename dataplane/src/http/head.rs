@@ -169,6 +169,38 @@ fn check_crlf(head: &[u8]) -> Result<(), HeadError> {
     }
 }
 
+/// The headers that decide a message's framing and connection handling, gathered the
+/// same way for requests and responses.
+struct FramingHeaders<'b> {
+    tokens: ConnTokens<'b>,
+    cl: Option<u64>,
+    te: TransferCoding,
+}
+
+impl<'b> FramingHeaders<'b> {
+    fn new() -> Self {
+        Self {
+            tokens: ConnTokens::new(),
+            cl: None,
+            te: TransferCoding::default(),
+        }
+    }
+
+    /// Takes note of a header; returns whether it was one of these.
+    fn observe(&mut self, name: &str, value: &'b [u8]) -> Result<bool, HeadError> {
+        if eq(name, "connection") {
+            self.tokens.push(value)?;
+        } else if eq(name, "content-length") {
+            self.cl = content_length(self.cl, value)?;
+        } else if eq(name, "transfer-encoding") {
+            self.te.add(value);
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
 /// Parses `Content-Length` values (several headers or a list must all agree).
 fn content_length(current: Option<u64>, value: &[u8]) -> Result<Option<u64>, HeadError> {
     let mut result = current;
@@ -256,20 +288,14 @@ pub fn parse_request(
     let method = req.method.unwrap_or("");
     let path = req.path.unwrap_or("");
     let minor = req.version.unwrap_or(1);
-    let mut tokens = ConnTokens::new();
-    let mut cl: Option<u64> = None;
-    let mut te = TransferCoding::default();
+    let mut fh = FramingHeaders::new();
     let mut hosts = 0;
     let mut has_ff = false;
     let mut upgrade_hdr = false;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        if eq(h.name, "connection") {
-            tokens.push(h.value)?;
-        } else if eq(h.name, "content-length") {
-            cl = content_length(cl, h.value)?;
-        } else if eq(h.name, "transfer-encoding") {
-            te.add(h.value);
+        if fh.observe(h.name, h.value)? {
+            // Framing and connection headers: noted by `fh`.
         } else if eq(h.name, "host") {
             hosts += 1;
         } else if eq(h.name, "upgrade") {
@@ -281,6 +307,7 @@ pub fn parse_request(
             has_ff |= eq(h.name, name);
         }
     }
+    let FramingHeaders { tokens, cl, te } = fh;
     if minor == 1 && hosts == 0 {
         return Err(HeadError::Bad("HTTP/1.1 request without Host"));
     }
@@ -405,18 +432,11 @@ pub fn parse_response(
     check_crlf(&buf[..head_len])?;
     let status = resp.code.unwrap_or(0);
     let minor = resp.version.unwrap_or(1);
-    let mut tokens = ConnTokens::new();
-    let mut cl: Option<u64> = None;
-    let mut te = TransferCoding::default();
+    let mut fh = FramingHeaders::new();
     for h in resp.headers.iter() {
-        if eq(h.name, "connection") {
-            tokens.push(h.value)?;
-        } else if eq(h.name, "content-length") {
-            cl = content_length(cl, h.value)?;
-        } else if eq(h.name, "transfer-encoding") {
-            te.add(h.value);
-        }
+        fh.observe(h.name, h.value)?;
     }
+    let FramingHeaders { tokens, cl, te } = fh;
     let switching = status == 101 && request.upgrade;
     let framing =
         if request.is_head || (100..200).contains(&status) || status == 204 || status == 304 {
