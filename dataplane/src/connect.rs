@@ -147,9 +147,10 @@ pub async fn connect<'p>(
         _ => core.rr.borrow_mut()[be_id].pick(&be.weights, exclude),
     };
     let mut server = pick(None).ok_or(ConnectError::NoServer)?;
-    let connect_timeout = be.timeouts.connect;
+    let connect_timeout = be.settings.timeouts.connect;
     let queue_deadline = Instant::now()
-        + be.timeouts
+        + be.settings
+            .timeouts
             .queue
             .or(connect_timeout)
             .unwrap_or(Duration::from_secs(5));

@@ -65,18 +65,8 @@ pub struct Frontend {
     pub conns: AtomicU32,
     /// The backend every request goes to (first `use_backend`, else `default_backend`).
     pub backend: Option<BackendId>,
-    /// Client-side timeouts.
-    pub timeouts: Timeouts,
-    /// Keep-alive, server-close or close.
-    pub conn_mode: HttpConnMode,
-    /// `option forwardfor`.
-    pub forwardfor: Option<ForwardFor>,
-    /// `option originalto`.
-    pub originalto: Option<OriginalTo>,
-    /// `option splice-*`.
-    pub splice: Splice,
-    /// Responses for errors decided in the frontend.
-    pub errors: ErrorPages,
+    /// Timeouts, connection mode, header additions, splicing and error pages.
+    pub settings: Settings,
 }
 
 /// A backend: its servers and how to talk to them.
@@ -96,14 +86,22 @@ pub struct Backend {
     pub hash_type: HashType,
     /// HAProxy's server map, for `static-rr` and hashing.
     pub map: ServerMap,
-    /// Server-side timeouts.
-    pub timeouts: Timeouts,
     /// `retries`.
     pub retries: u32,
     /// `option redispatch`.
     pub redispatch: bool,
     /// `http-reuse`.
     pub reuse: HttpReuse,
+    /// Timeouts, connection mode, header additions, splicing and error pages.
+    pub settings: Settings,
+}
+
+/// What frontends and backends both carry from their section; each side uses the
+/// timeouts and error pages that concern it.
+#[derive(Debug)]
+pub struct Settings {
+    /// `timeout *`.
+    pub timeouts: Timeouts,
     /// Keep-alive, server-close or close.
     pub conn_mode: HttpConnMode,
     /// `option forwardfor`.
@@ -112,8 +110,21 @@ pub struct Backend {
     pub originalto: Option<OriginalTo>,
     /// `option splice-*`.
     pub splice: Splice,
-    /// Responses for errors decided in the backend.
+    /// `errorfile` responses.
     pub errors: ErrorPages,
+}
+
+impl Settings {
+    fn of(p: &percore_config::Proxy) -> Self {
+        Self {
+            timeouts: p.timeouts.clone(),
+            conn_mode: p.options.http_conn_mode,
+            forwardfor: p.options.forwardfor.clone(),
+            originalto: p.options.originalto.clone(),
+            splice: p.options.splice,
+            errors: error_pages(p),
+        }
+    }
 }
 
 /// A server, with its address resolved.
@@ -185,15 +196,10 @@ impl Plan {
                 hash_type: p.hash_type,
                 map: ServerMap::new(&servers.iter().map(|s| s.weight).collect::<Vec<_>>()),
                 servers,
-                timeouts: p.timeouts.clone(),
                 retries: p.retries,
                 redispatch: p.options.redispatch,
                 reuse: p.http_reuse,
-                conn_mode: p.options.http_conn_mode,
-                forwardfor: p.options.forwardfor.clone(),
-                originalto: p.options.originalto.clone(),
-                splice: p.options.splice,
-                errors: error_pages(p),
+                settings: Settings::of(p),
             });
         }
         let backend_id = |name: &str| -> Option<BackendId> {
@@ -227,12 +233,7 @@ impl Plan {
                     maxconn: p.maxconn,
                     conns: AtomicU32::new(0),
                     backend: target,
-                    timeouts: p.timeouts.clone(),
-                    conn_mode: p.options.http_conn_mode,
-                    forwardfor: p.options.forwardfor.clone(),
-                    originalto: p.options.originalto.clone(),
-                    splice: p.options.splice,
-                    errors: error_pages(p),
+                    settings: Settings::of(p),
                 }
             })
             .collect();

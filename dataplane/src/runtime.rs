@@ -308,7 +308,8 @@ async fn read_proxy_header(
 ) -> Option<(Vec<u8>, proxy_protocol::ProxyHeader)> {
     let at = Some(
         accepted
-            + fe.timeouts
+            + fe.settings
+                .timeouts
                 .client
                 .unwrap_or(PROXY_HEADER_WAIT)
                 .min(PROXY_HEADER_WAIT),

@@ -124,7 +124,7 @@ pub async fn serve(
 ) {
     let plan = core.plan.clone();
     let Some(be_id) = fe.backend else {
-        send_error(&client, 503, &[&fe.errors]).await;
+        send_error(&client, 503, &[&fe.settings.errors]).await;
         return;
     };
     let be = &plan.backends[be_id];
@@ -148,16 +148,16 @@ pub async fn serve(
         response_side: Watchdog::default(),
         private: None,
         requests: 0,
-        close_server: fe.conn_mode != HttpConnMode::KeepAlive
-            || be.conn_mode != HttpConnMode::KeepAlive,
+        close_server: fe.settings.conn_mode != HttpConnMode::KeepAlive
+            || be.settings.conn_mode != HttpConnMode::KeepAlive,
     };
     session.run(accepted).await;
 }
 
 impl<'a> Session<'a> {
     async fn run(&mut self, accepted: Instant) {
-        let close_mode =
-            self.fe.conn_mode == HttpConnMode::Close || self.be.conn_mode == HttpConnMode::Close;
+        let close_mode = self.fe.settings.conn_mode == HttpConnMode::Close
+            || self.be.settings.conn_mode == HttpConnMode::Close;
         loop {
             // 1. The request head.
             let info = match self.wait_head(accepted).await {
@@ -283,7 +283,7 @@ impl<'a> Session<'a> {
     /// Answers with an error page (backend's, then frontend's, then built-in) and ends.
     async fn fail(&self, status: u16) {
         // Boxed, like the exchanges, to keep the waiting connection's future small.
-        let pages = [&self.be.errors, &self.fe.errors];
+        let pages = [&self.be.settings.errors, &self.fe.settings.errors];
         let sending = Box::pin(send_error(&self.client, status, &pages));
         sending.await;
     }
@@ -291,8 +291,16 @@ impl<'a> Session<'a> {
     /// The header additions this frontend/backend pair makes for this client.
     fn edits(&self) -> RequestEdits<'a> {
         let (fe, be, origin) = (self.fe, self.be, self.origin);
-        let ff = fe.forwardfor.as_ref().or(be.forwardfor.as_ref());
-        let ot = fe.originalto.as_ref().or(be.originalto.as_ref());
+        let ff = fe
+            .settings
+            .forwardfor
+            .as_ref()
+            .or(be.settings.forwardfor.as_ref());
+        let ot = fe
+            .settings
+            .originalto
+            .as_ref()
+            .or(be.settings.originalto.as_ref());
         RequestEdits {
             forwarded_for: ff
                 .filter(|f| !f.except.is_some_and(|n| n.contains(origin.src.ip())))
@@ -306,7 +314,7 @@ impl<'a> Session<'a> {
 
     /// Waits for and parses the next request head into `req_head`.
     async fn wait_head(&mut self, accepted: Instant) -> Result<RequestInfo, HeadWait> {
-        let t = &self.fe.timeouts;
+        let t = &self.fe.settings.timeouts;
         let head_limit = first_set(&[t.http_request, t.client]);
         let first = self.requests == 0;
         let idle_deadline: Deadline = if first {
@@ -382,7 +390,7 @@ impl<'a> Session<'a> {
     /// Sends the rewritten request head to the server.
     async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
         let head = std::mem::take(&mut self.req_head);
-        let at = deadline(self.be.timeouts.server);
+        let at = deadline(self.be.settings.timeouts.server);
         match write_all(server, head, self.request_side.until(at)).await {
             Ok(head) => {
                 self.req_head = head;
@@ -409,7 +417,7 @@ impl<'a> Session<'a> {
                 be: self.be,
                 client: &self.client,
                 server,
-                client_timeout: self.fe.timeouts.client,
+                client_timeout: self.fe.settings.timeouts.client,
                 limits: self.limits,
                 sbuf: &mut self.sbuf,
                 head: &mut self.resp_head,
@@ -451,7 +459,10 @@ impl<'a> Session<'a> {
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let mut framing = info.framing;
-        let (client_timeout, server_timeout) = (self.fe.timeouts.client, self.be.timeouts.server);
+        let (client_timeout, server_timeout) = (
+            self.fe.settings.timeouts.client,
+            self.be.settings.timeouts.server,
+        );
         let started = Cell::new(false);
         let (path, up) = self.response_path(&server.stream, &started);
         let upload = pin!(forward_body(
@@ -582,7 +593,7 @@ impl ResponsePath<'_> {
                     let (res, b) = read_more(
                         self.server,
                         std::mem::take(self.sbuf),
-                        self.wd.until(deadline(self.be.timeouts.server)),
+                        self.wd.until(deadline(self.be.settings.timeouts.server)),
                     )
                     .await;
                     *self.sbuf = b;
@@ -605,8 +616,12 @@ impl ResponsePath<'_> {
             .map_err(|_| ResponseFail::Broken)?;
             self.started.set(true);
             if info.status == 101 && request.upgrade {
-                let idle_client = first_set(&[self.be.timeouts.tunnel, self.client_timeout]);
-                let idle_server = first_set(&[self.be.timeouts.tunnel, self.be.timeouts.server]);
+                let idle_client =
+                    first_set(&[self.be.settings.timeouts.tunnel, self.client_timeout]);
+                let idle_server = first_set(&[
+                    self.be.settings.timeouts.tunnel,
+                    self.be.settings.timeouts.server,
+                ]);
                 let pending = std::mem::take(self.sbuf);
                 crate::tcp::tunnel(
                     self.client,
@@ -630,7 +645,7 @@ impl ResponsePath<'_> {
                 self.client,
                 self.sbuf,
                 &mut framing,
-                (self.be.timeouts.server, self.client_timeout),
+                (self.be.settings.timeouts.server, self.client_timeout),
                 self.wd,
             )
             .await

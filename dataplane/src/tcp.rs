@@ -67,10 +67,10 @@ pub async fn relay(
         return;
     };
     let server_stream = server.stream;
-    let tunnel = be.timeouts.tunnel;
+    let tunnel = be.settings.timeouts.tunnel;
     let activity = Cell::new(Instant::now());
     let fin_limit = Cell::new(None);
-    let splice = fe.splice.union(be.splice);
+    let splice = fe.settings.splice.union(be.settings.splice);
     if splice.any()
         && (set_nonblocking(client.as_raw_fd()).is_err()
             || set_nonblocking(server_stream.as_raw_fd()).is_err())
@@ -89,8 +89,8 @@ pub async fn relay(
     let up = Direction {
         from: &client,
         to: &server_stream,
-        idle: first_set(&[tunnel, fe.timeouts.client]),
-        fin: fe.timeouts.client_fin,
+        idle: first_set(&[tunnel, fe.settings.timeouts.client]),
+        fin: fe.settings.timeouts.client_fin,
         activity: &activity,
         fin_limit: &fin_limit,
         splice: mode(splice.request),
@@ -98,8 +98,8 @@ pub async fn relay(
     let down = Direction {
         from: &server_stream,
         to: &client,
-        idle: first_set(&[tunnel, be.timeouts.server]),
-        fin: be.timeouts.server_fin,
+        idle: first_set(&[tunnel, be.settings.timeouts.server]),
+        fin: be.settings.timeouts.server_fin,
         activity: &activity,
         fin_limit: &fin_limit,
         splice: mode(splice.response),
