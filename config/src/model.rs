@@ -199,6 +199,8 @@ pub struct Timeouts {
     pub tunnel: Option<Duration>,
     /// `timeout queue`: the longest a request waits for a server slot.
     pub queue: Option<Duration>,
+    /// `timeout check`: the longest a health check may take once connected.
+    pub check: Option<Duration>,
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -360,6 +362,8 @@ pub struct Proxy {
     pub http_reuse: HttpReuse,
     /// `errorfile CODE FILE`, with the file's contents read at load.
     pub errorfiles: Vec<ErrorFile>,
+    /// `option httpchk`: checks are HTTP requests instead of connects.
+    pub httpchk: Option<HttpCheck>,
 }
 
 impl Proxy {
@@ -383,6 +387,7 @@ impl Proxy {
             options: Options::default(),
             http_reuse: HttpReuse::default(),
             errorfiles: Vec::new(),
+            httpchk: None,
         }
     }
 }
@@ -520,6 +525,8 @@ pub struct ServerOptions {
     pub maxqueue: Option<u32>,
     /// `send-proxy` / `send-proxy-v2`.
     pub send_proxy: Option<SendProxy>,
+    /// Health checking (`check` and its timing options).
+    pub check: CheckOptions,
 }
 
 impl Default for ServerOptions {
@@ -529,8 +536,55 @@ impl Default for ServerOptions {
             maxconn: None,
             maxqueue: None,
             send_proxy: None,
+            check: CheckOptions::default(),
         }
     }
+}
+
+/// A server's health-check settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// `check`: the server is checked at all.
+    pub enabled: bool,
+    /// `inter`: time between checks (2 s).
+    pub inter: Duration,
+    /// `fastinter`: between checks while the state is changing.
+    pub fastinter: Option<Duration>,
+    /// `downinter`: between checks while the server is down.
+    pub downinter: Option<Duration>,
+    /// `rise`: consecutive successes to come up (2).
+    pub rise: u32,
+    /// `fall`: consecutive failures to go down (3).
+    pub fall: u32,
+    /// `port`: the port checks connect to (the server's by default).
+    pub port: Option<u16>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            inter: Duration::from_secs(2),
+            fastinter: None,
+            downinter: None,
+            rise: 2,
+            fall: 3,
+            port: None,
+        }
+    }
+}
+
+/// `option httpchk [METHOD] [URI] [VERSION]` and `http-check expect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Method (OPTIONS by default).
+    pub method: String,
+    /// Request target (`/` by default).
+    pub uri: String,
+    /// Version, possibly followed by header lines (`HTTP/1.0\r\nHost: x`).
+    pub version: String,
+    /// `http-check expect status`: accepted codes; any 2xx or 3xx when empty.
+    pub expect_status: Vec<u16>,
 }
 
 /// One `server` line.

@@ -4,9 +4,9 @@
 use crate::error::Location;
 use crate::global::{no_args, one};
 use crate::model::{
-    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HashFunction, HashType, HttpConnMode,
-    HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind, SendProxy, Server, ServerOptions,
-    UriHash,
+    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HashFunction, HashType, HttpCheck,
+    HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind, SendProxy, Server,
+    ServerOptions, UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -35,6 +35,7 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "use_backend", sections: F | L, parse: use_backend },
     Keyword { name: "balance", sections: D | B | L, parse: balance },
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
+    Keyword { name: "http-check", sections: D | B | L, parse: http_check },
     Keyword { name: "server", sections: B | L, parse: server },
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
@@ -276,9 +277,8 @@ fn timeout(
         "server-fin" => (&mut t.server_fin, false),
         "tunnel" => (&mut t.tunnel, false),
         "queue" => (&mut t.queue, false),
-        "check" | "tarpit" => {
-            return Err(unsupported(&format!("timeout {which}"), p.kind.keyword()))
-        }
+        "check" => (&mut t.check, false),
+        "tarpit" => return Err(unsupported(&format!("timeout {which}"), p.kind.keyword())),
         other => return Err(format!("unknown timeout '{other}'")),
     };
     *slot = Some(d);
@@ -373,6 +373,10 @@ fn no_option(
 
 fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
     let (name, rest) = args.split_first().ok_or("'option' expects a name")?;
+    if name == "httpchk" {
+        p.httpchk = on.then(|| httpchk(rest, p.httpchk.as_ref())).transpose()?;
+        return Ok(());
+    }
     let o = &mut p.options;
     let flag = |rest: &[String]| no_args(&format!("option {name}"), rest);
     match name.as_str() {
@@ -473,6 +477,65 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `option httpchk [METHOD] [URI] [VERSION]`: with one argument it is the URI. An
+/// `http-check expect` already given is kept.
+fn httpchk(args: &[String], previous: Option<&HttpCheck>) -> Result<HttpCheck, String> {
+    let (method, uri, version) = match args {
+        [] => ("OPTIONS", "/", "HTTP/1.0"),
+        [uri] => ("OPTIONS", uri.as_str(), "HTTP/1.0"),
+        [method, uri] => (method.as_str(), uri.as_str(), "HTTP/1.0"),
+        [method, uri, version] => (method.as_str(), uri.as_str(), version.as_str()),
+        _ => return Err("'option httpchk' expects at most a method, a URI and a version".into()),
+    };
+    if method.is_empty() || !method.bytes().all(|c| c.is_ascii_alphabetic()) {
+        return Err(format!("'option httpchk': invalid method '{method}'"));
+    }
+    Ok(HttpCheck {
+        method: method.into(),
+        uri: uri.into(),
+        version: version.into(),
+        expect_status: previous
+            .map(|p| p.expect_status.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// `http-check expect [!] status CODES` (other matches come with issue #4).
+fn http_check(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    match args {
+        [expect, status, codes] if expect == "expect" && status == "status" => {
+            let list: Result<Vec<u16>, _> = codes.split(',').map(|c| c.parse::<u16>()).collect();
+            let list = list
+                .ok()
+                .filter(|l| l.iter().all(|c| (100..600).contains(c)))
+                .ok_or_else(|| {
+                    format!("'http-check expect status': invalid status list '{codes}'")
+                })?;
+            let check = p.httpchk.get_or_insert_with(|| HttpCheck {
+                method: "OPTIONS".into(),
+                uri: "/".into(),
+                version: "HTTP/1.0".into(),
+                expect_status: Vec::new(),
+            });
+            check.expect_status = list;
+            Ok(())
+        }
+        [first, ..] if first == "expect" => Err(format!(
+            "'http-check {}' is not supported by percore yet (server selection, issue #4)",
+            args.join(" ")
+        )),
+        _ => Err(format!(
+            "'http-check {}' is not supported by percore yet (server selection, issue #4)",
+            args.join(" ")
+        )),
+    }
 }
 
 fn header_name(w: Option<&String>) -> Result<String, String> {
@@ -652,6 +715,23 @@ fn default_server(
     Ok(())
 }
 
+/// A check interval: a time above zero.
+fn check_time(what: &str, kw: &str, v: &str) -> Result<std::time::Duration, String> {
+    let d = parse_time(v).map_err(|e| format!("{what}: '{kw}': {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{what}: '{kw}' must be above zero"));
+    }
+    Ok(d)
+}
+
+/// A count of at least one.
+fn positive(what: &str, kw: &str, v: &str) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|&n: &u32| n > 0)
+        .ok_or_else(|| format!("{what}: '{kw}' expects a positive integer, got '{v}'"))
+}
+
 fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(w) = it.next() {
@@ -674,6 +754,14 @@ fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<
             "send-proxy" => o.send_proxy = Some(SendProxy::V1),
             "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2),
             "no-send-proxy" | "no-send-proxy-v2" => o.send_proxy = None,
+            "check" => o.check.enabled = true,
+            "no-check" => o.check.enabled = false,
+            "inter" => o.check.inter = check_time(what, w, value()?)?,
+            "fastinter" => o.check.fastinter = Some(check_time(what, w, value()?)?),
+            "downinter" => o.check.downinter = Some(check_time(what, w, value()?)?),
+            "rise" => o.check.rise = positive(what, w, value()?)?,
+            "fall" => o.check.fall = positive(what, w, value()?)?,
+            "port" => o.check.port = Some(parse_uint("port", value()?)?),
             other => {
                 return Err(match planned(other) {
                     Some(work) => {

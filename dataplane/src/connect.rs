@@ -127,24 +127,35 @@ pub async fn connect<'p>(
     // A redispatch (`exclude`) moves to the next server by round-robin whatever the
     // algorithm: a hash would only pick the failed server again.
     let load = |i: usize| be.servers[i].inflight.load(Ordering::Relaxed);
-    let pick = |exclude: Option<usize>| match (exclude, hash, &be.balance) {
-        (None, Some(h), _) => be.map.get(h),
-        (None, None, Balance::StaticRr) => be.map.next(&mut core.map_cursor.borrow_mut()[be_id]),
-        (None, None, Balance::LeastConn) => {
-            let mut cursor = core.lc_cursor.borrow_mut();
-            cursor[be_id] = cursor[be_id].wrapping_add(1);
-            balance::least_conn(&be.weights, load, cursor[be_id] % be.weights.len().max(1))
+    let pick = |exclude: Option<usize>| {
+        let mut views = core.views.borrow_mut();
+        let view = &mut views[be_id];
+        view.refresh(be);
+        match (exclude, hash, &be.balance) {
+            (None, Some(h), _) => view.map.get(h),
+            (None, None, Balance::StaticRr) => {
+                view.map.next(&mut core.map_cursor.borrow_mut()[be_id])
+            }
+            (None, None, Balance::LeastConn) => {
+                let mut cursor = core.lc_cursor.borrow_mut();
+                cursor[be_id] = cursor[be_id].wrapping_add(1);
+                balance::least_conn(
+                    &view.weights,
+                    load,
+                    cursor[be_id] % view.weights.len().max(1),
+                )
+            }
+            (None, None, Balance::First) => {
+                balance::first(&view.weights, |i| be.servers[i].maxconn, load)
+            }
+            (None, None, Balance::Random(draws)) => {
+                let mut rng = core.rng.get();
+                let pick = balance::random(&view.map, *draws, &mut rng, load);
+                core.rng.set(rng);
+                pick
+            }
+            _ => core.rr.borrow_mut()[be_id].pick(&view.weights, exclude),
         }
-        (None, None, Balance::First) => {
-            balance::first(&be.weights, |i| be.servers[i].maxconn, load)
-        }
-        (None, None, Balance::Random(draws)) => {
-            let mut rng = core.rng.get();
-            let pick = balance::random(&be.map, *draws, &mut rng, load);
-            core.rng.set(rng);
-            pick
-        }
-        _ => core.rr.borrow_mut()[be_id].pick(&be.weights, exclude),
     };
     let mut server = pick(None).ok_or(ConnectError::NoServer)?;
     let connect_timeout = be.settings.timeouts.connect;

@@ -1,12 +1,12 @@
 //! One executor's state: everything a core owns and nobody else touches. Lives in an
 //! `Rc` on its thread; nothing here is locked.
 
-use crate::balance::RoundRobin;
+use crate::balance::{RoundRobin, ServerMap};
 use crate::pipe::PipePool;
-use crate::plan::Plan;
+use crate::plan::{Backend, Plan};
 use crate::pool::Pool;
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// A core's state.
@@ -15,6 +15,8 @@ pub struct Core {
     pub plan: Arc<Plan>,
     /// Round-robin cursors, one per backend.
     pub rr: RefCell<Vec<RoundRobin>>,
+    /// This executor's view of each backend's usable servers.
+    pub views: RefCell<Vec<View>>,
     /// `static-rr` positions in each backend's server map.
     pub map_cursor: RefCell<Vec<usize>>,
     /// Where each backend's `leastconn` scan starts (ties rotate).
@@ -41,10 +43,12 @@ impl Core {
             .collect();
         let pipes = PipePool::new(plan.maxpipes.div_ceil(executors.max(1)), plan.tune.pipesize);
         let map_cursor = vec![0; plan.backends.len()];
+        let views = plan.backends.iter().map(View::of).collect();
         let pool = Pool::new(plan.backends.iter().map(|b| b.servers.len()));
         Self {
             plan,
             rr: RefCell::new(rr),
+            views: RefCell::new(views),
             map_cursor: RefCell::new(map_cursor.clone()),
             lc_cursor: RefCell::new(map_cursor),
             rng: Cell::new(seed()),
@@ -52,6 +56,48 @@ impl Core {
             pipes: RefCell::new(pipes),
             active: Cell::new(0),
             process_conns,
+        }
+    }
+}
+
+/// The servers of a backend that take traffic, as of a state epoch: weights with down
+/// servers at 0, and HAProxy's server map built from them.
+pub struct View {
+    /// The backend's epoch this view was built at.
+    pub epoch: u64,
+    /// Effective weights.
+    pub weights: Vec<u32>,
+    /// The server map of those weights.
+    pub map: ServerMap,
+}
+
+impl View {
+    /// The current view of `be`.
+    pub fn of(be: &Backend) -> Self {
+        let epoch = be.epoch.load(Ordering::Acquire);
+        let weights: Vec<u32> = be
+            .servers
+            .iter()
+            .map(|s| {
+                if s.up.load(Ordering::Acquire) {
+                    s.weight
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let map = ServerMap::new(&weights);
+        Self {
+            epoch,
+            weights,
+            map,
+        }
+    }
+
+    /// Rebuilds the view when a server of `be` changed state since it was built.
+    pub fn refresh(&mut self, be: &Backend) {
+        if be.epoch.load(Ordering::Acquire) != self.epoch {
+            *self = View::of(be);
         }
     }
 }

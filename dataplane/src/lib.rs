@@ -4,6 +4,7 @@
 //! and a few atomic counters for process-wide limits.
 
 pub mod balance;
+pub mod checks;
 pub mod connect;
 pub mod core;
 pub mod http;

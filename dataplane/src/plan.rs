@@ -2,13 +2,12 @@
 //! shared read-only by every core through an `Arc`; a reload will build a new one.
 //! Resolves server names once, at start; never does I/O afterwards.
 
-use crate::balance::ServerMap;
 use percore_config::{
-    Balance, Bind, Config, ForwardFor, HashType, HttpConnMode, HttpReuse, Mode, OriginalTo,
-    ProxyKind, SendProxy, Splice, Timeouts, Tune,
+    Balance, Bind, CheckOptions, Config, ForwardFor, HashType, HttpCheck, HttpConnMode, HttpReuse,
+    Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,14 +77,15 @@ pub struct Backend {
     pub mode: Mode,
     /// Servers in declaration order.
     pub servers: Vec<ServerPlan>,
-    /// Their weights, in the same order, as the balancer takes them.
-    pub weights: Vec<u32>,
     /// `balance`.
     pub balance: Balance,
     /// `hash-type`.
     pub hash_type: HashType,
-    /// HAProxy's server map, for `static-rr` and hashing.
-    pub map: ServerMap,
+    /// Bumped whenever a server of this backend goes up or down, so that executors
+    /// rebuild their view of usable servers.
+    pub epoch: AtomicU64,
+    /// `option httpchk`, when checks are HTTP requests.
+    pub httpchk: Option<HttpCheck>,
     /// `retries`.
     pub retries: u32,
     /// `option redispatch`.
@@ -147,6 +147,11 @@ pub struct ServerPlan {
     pub queued: AtomicU32,
     /// PROXY protocol header to send first.
     pub send_proxy: Option<SendProxy>,
+    /// Health-check settings (`check` and its timings).
+    pub check: CheckOptions,
+    /// Whether the server takes traffic: set by the executor that owns its checks,
+    /// read by every executor's balancer.
+    pub up: AtomicBool,
 }
 
 /// Custom error responses from `errorfile`, by status code.
@@ -186,15 +191,17 @@ impl Plan {
                     inflight: AtomicU32::new(0),
                     queued: AtomicU32::new(0),
                     send_proxy: s.options.send_proxy,
+                    check: s.options.check.clone(),
+                    up: AtomicBool::new(true),
                 });
             }
             backends.push(Backend {
                 name: p.name.clone(),
                 mode: p.mode,
-                weights: servers.iter().map(|s| s.weight).collect(),
                 balance: p.balance.clone(),
                 hash_type: p.hash_type,
-                map: ServerMap::new(&servers.iter().map(|s| s.weight).collect::<Vec<_>>()),
+                epoch: AtomicU64::new(0),
+                httpchk: p.httpchk.clone(),
                 servers,
                 retries: p.retries,
                 redispatch: p.options.redispatch,

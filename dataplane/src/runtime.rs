@@ -92,7 +92,14 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
                         return;
                     }
                 };
-                runtime.block_on(executor(plan, executors, shared, process_conns, ready));
+                runtime.block_on(executor(
+                    plan,
+                    index,
+                    executors,
+                    shared,
+                    process_conns,
+                    ready,
+                ));
             })
             .map_err(|e| format!("cannot start executor thread: {e}"))?;
         threads.push(thread);
@@ -124,6 +131,7 @@ pub fn executor_runtime() -> std::io::Result<compio::runtime::Runtime> {
 /// One executor: open listeners, accept until told to stop, then drain.
 async fn executor(
     plan: Arc<Plan>,
+    index: usize,
     executors: usize,
     shared: Arc<Vec<(usize, usize, Shared)>>,
     process_conns: Arc<AtomicU32>,
@@ -161,8 +169,22 @@ async fn executor(
         .into_iter()
         .map(|(fi, bi, l)| compio::runtime::spawn(accept_loop(core.clone(), fi, bi, l)))
         .collect();
+    // This executor's share of the health checks: servers are dealt out in turn.
+    let checked = plan.backends.iter().enumerate().flat_map(|(b, be)| {
+        be.servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.check.enabled)
+            .map(move |(s, _)| (b, s))
+    });
+    let checking: Vec<_> = checked
+        .enumerate()
+        .filter(|(n, _)| n % executors == index)
+        .map(|(_, (b, s))| compio::runtime::spawn(crate::checks::run(plan.clone(), b, s)))
+        .collect();
     stop.wait().await;
     drop(accepting);
+    drop(checking);
     while core.active.get() > 0 {
         compio::time::sleep(Duration::from_millis(20)).await;
     }
