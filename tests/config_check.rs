@@ -37,7 +37,12 @@ fn check(path: &Path) -> (i32, String, String) {
 }
 
 /// The seeds percore runs today (each has an end-to-end test of its header's claim).
-const SUPPORTED_SEEDS: &[&str] = &["01-basic-roundrobin.cfg", "04-smtp-source.cfg"];
+const SUPPORTED_SEEDS: &[&str] = &[
+    "01-basic-roundrobin.cfg",
+    "02-cookie-insert.cfg",
+    "03-cookie-prefix.cfg",
+    "04-smtp-source.cfg",
+];
 
 #[test]
 fn supported_seeds_are_valid() {
@@ -91,7 +96,7 @@ fn broken_configs_are_refused_with_line_numbers() {
         ("frontend f\n  bind :1\n  bogus-keyword 1\n", ":3] : unknown keyword 'bogus-keyword' in 'frontend' section"),
         ("defaults\n  timeout client 10x\n", ":2] : 'timeout client': unknown time unit 'x'"),
         ("frontend f\n  bind :1\n  default_backend nope\n", ":3] : frontend 'f': unable to find required backend 'nope'"),
-        ("backend b\n  server s 127.0.0.1:80 cookie s1\n", ":2] : server 's': 'cookie' is not supported by percore yet"),
+        ("backend b\n  server s 127.0.0.1:80 slowstart 10s\n", ":2] : server 's': 'slowstart' is not supported by percore yet"),
         ("backend b\n  balance rdp-cookie\n", ":2] : 'balance rdp-cookie' is not supported by percore yet"),
         ("frontend f\n  bind :1\n  acl x path /\n", ":3] : 'acl' in 'frontend' section is not supported by percore yet (the rules engine, issue #5)"),
         ("global\n  bind :1\n", ":2] : unknown keyword 'bind' in 'global' section"),

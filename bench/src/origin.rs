@@ -10,6 +10,7 @@
 //! | `echo=1` | the body is the request head as received |
 //! | `noresp=1` | close without answering |
 //! | `garbage=1` | answer with bytes that are not HTTP |
+//! | `setcookie=NAME=VALUE` | add `Set-Cookie: NAME=VALUE; Path=/` |
 //!
 //! Every response carries `X-Origin` (the origin's name), `X-Conn` (the serial number
 //! of the connection on this origin) and `X-Req-Body` (request body bytes received).
@@ -241,6 +242,9 @@ async fn serve(stream: TcpStream, name: Rc<str>, serial: u64, stats: Arc<Stats>)
         }
         if close {
             head.push_str("Connection: close\r\n");
+        }
+        if let Some(cookie) = param(&target, "setcookie") {
+            head.push_str(&format!("Set-Cookie: {cookie}; Path=/\r\n"));
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();

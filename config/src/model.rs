@@ -364,6 +364,37 @@ pub struct Proxy {
     pub errorfiles: Vec<ErrorFile>,
     /// `option httpchk`: checks are HTTP requests instead of connects.
     pub httpchk: Option<HttpCheck>,
+    /// `cookie`: persistence through a cookie.
+    pub cookie: Option<Cookie>,
+}
+
+/// `cookie NAME insert|prefix [indirect] [nocache] [httponly] [secure] [domain D]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    /// Cookie name.
+    pub name: String,
+    /// How the cookie travels.
+    pub mode: CookieMode,
+    /// `indirect`: the inserted cookie never reaches the server, and is not sent again
+    /// to a client that already has it.
+    pub indirect: bool,
+    /// `nocache`: responses that set the cookie are marked private.
+    pub nocache: bool,
+    /// `httponly`.
+    pub httponly: bool,
+    /// `secure`.
+    pub secure: bool,
+    /// `domain D` (may repeat).
+    pub domains: Vec<String>,
+}
+
+/// Cookie persistence modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    /// `insert`: percore sets its own cookie naming the server.
+    Insert,
+    /// `prefix`: the application's cookie is prefixed with the server's name.
+    Prefix,
 }
 
 impl Proxy {
@@ -388,6 +419,7 @@ impl Proxy {
             http_reuse: HttpReuse::default(),
             errorfiles: Vec::new(),
             httpchk: None,
+            cookie: None,
         }
     }
 }
@@ -527,6 +559,8 @@ pub struct ServerOptions {
     pub send_proxy: Option<SendProxy>,
     /// Health checking (`check` and its timing options).
     pub check: CheckOptions,
+    /// `cookie VALUE`: the value that designates this server in the persistence cookie.
+    pub cookie: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -537,6 +571,7 @@ impl Default for ServerOptions {
             maxqueue: None,
             send_proxy: None,
             check: CheckOptions::default(),
+            cookie: None,
         }
     }
 }

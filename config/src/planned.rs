@@ -6,7 +6,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
         (
             &[
-                "cookie",
                 "hash-balance-factor",
                 "tcp-check",
                 "monitor-uri",

@@ -4,9 +4,9 @@
 use crate::error::Location;
 use crate::global::{no_args, one};
 use crate::model::{
-    Balance, Bind, BindAddr, ErrorFile, ForwardFor, HashFunction, HashType, HttpCheck,
-    HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind, SendProxy, Server,
-    ServerOptions, UriHash,
+    Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashType,
+    HttpCheck, HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind,
+    SendProxy, Server, ServerOptions, UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -36,6 +36,7 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "balance", sections: D | B | L, parse: balance },
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
     Keyword { name: "http-check", sections: D | B | L, parse: http_check },
+    Keyword { name: "cookie", sections: D | B | L, parse: cookie },
     Keyword { name: "server", sections: B | L, parse: server },
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
@@ -538,6 +539,53 @@ fn http_check(
     }
 }
 
+fn cookie(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    let (name, opts) = args.split_first().ok_or("'cookie' expects a cookie name")?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    {
+        return Err(format!("'cookie': '{name}' is not a valid cookie name"));
+    }
+    let mut c = Cookie {
+        name: name.clone(),
+        mode: CookieMode::Insert,
+        indirect: false,
+        nocache: false,
+        httponly: false,
+        secure: false,
+        domains: Vec::new(),
+    };
+    let mut mode = None;
+    let mut it = opts.iter();
+    while let Some(o) = it.next() {
+        match o.as_str() {
+            "insert" => mode = Some(CookieMode::Insert),
+            "prefix" => mode = Some(CookieMode::Prefix),
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            "httponly" => c.httponly = true,
+            "secure" => c.secure = true,
+            "domain" => c.domains.push(
+                it.next()
+                    .ok_or("'cookie ... domain' expects a domain")?
+                    .clone(),
+            ),
+            "rewrite" | "postonly" | "preserve" | "maxidle" | "maxlife" | "attr" | "dynamic" => {
+                return Err(format!(
+                    "'cookie ... {o}' is not supported by percore yet (server selection, issue #4)"
+                ))
+            }
+            other => return Err(format!("'cookie': unknown option '{other}'")),
+        }
+    }
+    c.mode =
+        mode.ok_or("'cookie' needs a mode: insert or prefix (rewrite is not supported yet)")?;
+    p.cookie = Some(c);
+    Ok(())
+}
+
 fn header_name(w: Option<&String>) -> Result<String, String> {
     let name = w.ok_or("'header' expects a header name")?;
     if name.is_empty()
@@ -754,6 +802,7 @@ fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<
             "send-proxy" => o.send_proxy = Some(SendProxy::V1),
             "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2),
             "no-send-proxy" | "no-send-proxy-v2" => o.send_proxy = None,
+            "cookie" => o.cookie = Some(value()?.clone()),
             "check" => o.check.enabled = true,
             "no-check" => o.check.enabled = false,
             "inter" => o.check.inter = check_time(what, w, value()?)?,

@@ -55,6 +55,17 @@ pub struct ServerConn<'p> {
     pub slot: Slot<'p>,
 }
 
+/// How the server is chosen for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// By the backend's algorithm.
+    Balance,
+    /// By this hash, on the server map (hashing algorithms).
+    Hash(u32),
+    /// This server (persistence).
+    Server(usize),
+}
+
 /// How idle connections may be used for this request.
 #[derive(Debug, Clone, Copy)]
 pub struct Reuse {
@@ -121,7 +132,7 @@ pub async fn connect<'p>(
     reuse: Reuse,
     private: &mut Option<(ServerKey, TcpStream)>,
     origin: Origin,
-    hash: Option<u32>,
+    choice: Choice,
 ) -> Result<ServerConn<'p>, ConnectError> {
     let be: &Backend = &plan.backends[be_id];
     // A redispatch (`exclude`) moves to the next server by round-robin whatever the
@@ -131,12 +142,13 @@ pub async fn connect<'p>(
         let mut views = core.views.borrow_mut();
         let view = &mut views[be_id];
         view.refresh(be);
-        match (exclude, hash, &be.balance) {
-            (None, Some(h), _) => view.map.get(h),
-            (None, None, Balance::StaticRr) => {
+        match (exclude, choice, &be.balance) {
+            (None, Choice::Server(i), _) => Some(i),
+            (None, Choice::Hash(h), _) => view.map.get(h),
+            (None, Choice::Balance, Balance::StaticRr) => {
                 view.map.next(&mut core.map_cursor.borrow_mut()[be_id])
             }
-            (None, None, Balance::LeastConn) => {
+            (None, Choice::Balance, Balance::LeastConn) => {
                 let mut cursor = core.lc_cursor.borrow_mut();
                 cursor[be_id] = cursor[be_id].wrapping_add(1);
                 balance::least_conn(
@@ -145,10 +157,10 @@ pub async fn connect<'p>(
                     cursor[be_id] % view.weights.len().max(1),
                 )
             }
-            (None, None, Balance::First) => {
+            (None, Choice::Balance, Balance::First) => {
                 balance::first(&view.weights, |i| be.servers[i].maxconn, load)
             }
-            (None, None, Balance::Random(draws)) => {
+            (None, Choice::Balance, Balance::Random(draws)) => {
                 let mut rng = core.rng.get();
                 let pick = balance::random(&view.map, *draws, &mut rng, load);
                 core.rng.set(rng);

@@ -3,8 +3,8 @@
 //! Resolves server names once, at start; never does I/O afterwards.
 
 use percore_config::{
-    Balance, Bind, CheckOptions, Config, ForwardFor, HashType, HttpCheck, HttpConnMode, HttpReuse,
-    Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
+    Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpCheck, HttpConnMode,
+    HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
@@ -86,6 +86,8 @@ pub struct Backend {
     pub epoch: AtomicU64,
     /// `option httpchk`, when checks are HTTP requests.
     pub httpchk: Option<HttpCheck>,
+    /// `cookie`, for persistence.
+    pub cookie: Option<Cookie>,
     /// `retries`.
     pub retries: u32,
     /// `option redispatch`.
@@ -149,6 +151,8 @@ pub struct ServerPlan {
     pub send_proxy: Option<SendProxy>,
     /// Health-check settings (`check` and its timings).
     pub check: CheckOptions,
+    /// `cookie VALUE`: this server's value in the persistence cookie.
+    pub cookie: Option<String>,
     /// Whether the server takes traffic: set by the executor that owns its checks,
     /// read by every executor's balancer.
     pub up: AtomicBool,
@@ -192,6 +196,7 @@ impl Plan {
                     queued: AtomicU32::new(0),
                     send_proxy: s.options.send_proxy,
                     check: s.options.check.clone(),
+                    cookie: s.options.cookie.clone(),
                     up: AtomicBool::new(true),
                 });
             }
@@ -202,6 +207,7 @@ impl Plan {
                 hash_type: p.hash_type,
                 epoch: AtomicU64::new(0),
                 httpchk: p.httpchk.clone(),
+                cookie: p.cookie.clone(),
                 servers,
                 retries: p.retries,
                 redispatch: p.options.redispatch,

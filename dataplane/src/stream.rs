@@ -16,9 +16,10 @@
 //! nothing is allocated per request in steady state.
 
 use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
-use crate::connect::{connect, ConnectError, Origin, Reuse, ServerConn};
+use crate::connect::{connect, Choice, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
+use crate::http::cookie;
 use crate::http::errors::builtin;
 use crate::http::head::{parse_request, parse_response, Limits, RequestEdits, RequestInfo};
 use crate::io::{
@@ -29,7 +30,7 @@ use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
-use percore_config::{Balance, HttpConnMode, HttpReuse};
+use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -56,6 +57,18 @@ enum ResponseFail {
     Status(u16),
     /// The response was cut after it started: the client connection is closed.
     Broken,
+}
+
+/// What a response does with the persistence cookie.
+enum CookieEdit {
+    /// Insert mode: add this `Set-Cookie` value.
+    Insert { set: String, nocache: bool },
+    /// Prefix mode: prefix the server's own cookie `name` with `server~`.
+    Prefix {
+        name: String,
+        server: String,
+        nocache: bool,
+    },
 }
 
 /// What a completed exchange allows next.
@@ -100,6 +113,8 @@ struct Session<'a> {
     bufsize: usize,
     /// The rewritten response head.
     resp_head: Vec<u8>,
+    /// What the current response must do with the persistence cookie.
+    cookie_edit: Option<CookieEdit>,
     /// Deadlines of the request side: waiting for heads, sending them, uploading.
     request_side: Watchdog,
     /// Deadlines of the response side, which runs concurrently with uploads.
@@ -144,6 +159,7 @@ pub async fn serve(
         sbuf: Vec::new(),
         bufsize: plan.tune.bufsize,
         resp_head: Vec::new(),
+        cookie_edit: None,
         request_side: Watchdog::default(),
         response_side: Watchdog::default(),
         private: None,
@@ -178,10 +194,12 @@ impl<'a> Session<'a> {
                 HttpReuse::Safe => self.requests > 1,
                 HttpReuse::Aggressive | HttpReuse::Always => true,
             };
-            let hash = self.request_hash();
-            let Ok(mut server) = self.server(Reuse { shared }, hash).await else {
+            let presented = self.take_cookie();
+            let choice = self.choice(presented.as_deref());
+            let Ok(mut server) = self.server(Reuse { shared }, choice).await else {
                 return self.fail(503).await;
             };
+            self.cookie_edit = self.cookie_edit_for(server.key.1, presented.as_deref());
 
             // 4-5. The exchange.
             let result = if info.framing == Framing::Empty {
@@ -194,7 +212,7 @@ impl<'a> Session<'a> {
                 if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
-                    let Ok(fresh) = self.server(Reuse { shared: false }, hash).await else {
+                    let Ok(fresh) = self.server(Reuse { shared: false }, choice).await else {
                         return self.fail(503).await;
                     };
                     server = fresh;
@@ -238,7 +256,7 @@ impl<'a> Session<'a> {
     async fn server(
         &mut self,
         reuse: Reuse,
-        hash: Option<u32>,
+        choice: Choice,
     ) -> Result<ServerConn<'a>, ConnectError> {
         let core: &'a Core = self.core;
         let plan: &'a Plan = &core.plan;
@@ -250,9 +268,69 @@ impl<'a> Session<'a> {
             reuse,
             &mut self.private,
             self.origin,
-            hash,
+            choice,
         ));
         connecting.await
+    }
+
+    /// Finds (and, as the mode says, removes or un-prefixes) the persistence cookie in
+    /// the request; returns the server value the client presented.
+    fn take_cookie(&mut self) -> Option<String> {
+        let c = self.be.cookie.as_ref()?;
+        let strip = c.mode == CookieMode::Insert && c.indirect;
+        cookie::take_from_request(
+            &mut self.req_head,
+            &c.name,
+            strip,
+            c.mode == CookieMode::Prefix,
+        )
+    }
+
+    /// The server a presented cookie designates, if it can take traffic; otherwise the
+    /// backend's algorithm decides.
+    fn choice(&self, presented: Option<&str>) -> Choice {
+        let persisted = presented.and_then(|v| {
+            self.be.servers.iter().position(|s| {
+                s.cookie.as_deref() == Some(v)
+                    && s.weight > 0
+                    && s.up.load(std::sync::atomic::Ordering::Acquire)
+            })
+        });
+        match persisted {
+            Some(i) => Choice::Server(i),
+            None => self.request_hash().map_or(Choice::Balance, Choice::Hash),
+        }
+    }
+
+    /// What the response to the current request must do with the persistence cookie,
+    /// once server `s` was chosen.
+    fn cookie_edit_for(&self, s: usize, presented: Option<&str>) -> Option<CookieEdit> {
+        let c = self.be.cookie.as_ref()?;
+        let value = self.be.servers[s].cookie.clone()?;
+        match c.mode {
+            CookieMode::Insert if presented == Some(value.as_str()) => None,
+            CookieMode::Insert => {
+                let mut set = format!("{}={value}; path=/", c.name);
+                for d in &c.domains {
+                    set.push_str(&format!("; domain={d}"));
+                }
+                if c.httponly {
+                    set.push_str("; HttpOnly");
+                }
+                if c.secure {
+                    set.push_str("; Secure");
+                }
+                Some(CookieEdit::Insert {
+                    set,
+                    nocache: c.nocache,
+                })
+            }
+            CookieMode::Prefix => Some(CookieEdit::Prefix {
+                name: c.name.clone(),
+                server: value,
+                nocache: c.nocache,
+            }),
+        }
     }
 
     /// The hash that picks the server for the current request, for hashing algorithms;
@@ -423,6 +501,7 @@ impl<'a> Session<'a> {
                 head: &mut self.resp_head,
                 started,
                 wd: &mut self.response_side,
+                cookie: self.cookie_edit.as_ref(),
             },
             Upload {
                 client: &self.client,
@@ -552,6 +631,8 @@ struct ResponsePath<'s> {
     head: &'s mut Vec<u8>,
     /// Set once any byte of the response reached the client.
     started: &'s Cell<bool>,
+    /// The persistence cookie to insert or prefix.
+    cookie: Option<&'s CookieEdit>,
     /// Deadlines of the response side.
     wd: &'s mut Watchdog,
 }
@@ -606,6 +687,19 @@ impl ResponsePath<'_> {
                 Err(_) => return Err(self.fail(502)),
             };
             self.sbuf.drain(..info.head_len);
+            if info.status >= 200 {
+                match self.cookie {
+                    Some(CookieEdit::Insert { set, nocache }) => {
+                        cookie::insert_into_response(self.head, set, *nocache)
+                    }
+                    Some(CookieEdit::Prefix {
+                        name,
+                        server,
+                        nocache,
+                    }) => cookie::prefix_in_response(self.head, name, server, *nocache),
+                    None => {}
+                }
+            }
             let head = std::mem::take(self.head);
             *self.head = write_all(
                 self.client,

@@ -9,7 +9,7 @@
 //! read fills the buffer, then switches to splicing for the rest of the transfer.
 
 use crate::balance::source_hash;
-use crate::connect::{connect, Origin, Reuse};
+use crate::connect::{connect, Choice, Origin, Reuse};
 use crate::core::Core;
 use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
 use crate::pipe::Pipe;
@@ -60,7 +60,7 @@ pub async fn relay(
         Reuse { shared: false },
         &mut private,
         origin,
-        source_key(be, origin),
+        source_key(be, origin).map_or(Choice::Balance, Choice::Hash),
     )
     .await
     else {

@@ -2,5 +2,6 @@
 //! percore writes itself.
 
 pub mod body;
+pub mod cookie;
 pub mod errors;
 pub mod head;
