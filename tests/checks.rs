@@ -149,3 +149,44 @@ fn http_checks_expect_a_status() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn backups_take_over_when_actives_are_down() {
+    let active = Switchable::start("active");
+    let (b1, b2) = (origin("backup1"), origin("backup2"));
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 5s\n  timeout server 5s\n  retries 0\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  default-server check inter 150ms rise 1 fall 1\n  server active {}\n  server b1 {} backup\n  server b2 {} backup\n  server off {} disabled\n",
+        active.addr, b1.addr, b2.addr, b2.addr
+    );
+    let (mut child, rx) = start_watched(&cfg, port);
+    for _ in 0..4 {
+        assert_eq!(get(port, "/").header("x-origin").as_deref(), Some("active"));
+    }
+    active.on.store(false, Ordering::Relaxed);
+    wait_line(&rx, "Server be/active is DOWN", Duration::from_secs(3));
+    // Without `option allbackups`, only the first backup serves.
+    for _ in 0..4 {
+        assert_eq!(
+            get(port, "/").header("x-origin").as_deref(),
+            Some("backup1")
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn monitor_uri_answers_without_a_server() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 5s\n  timeout server 5s\n  retries 0\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  monitor-uri /haproxycheck\n  default_backend be\n\nbackend be\n  server s {dead}\n"
+    );
+    let _p = Percore::start(&cfg, port);
+    assert_eq!(get(port, "/haproxycheck").status, 200);
+    assert_eq!(get(port, "/other").status, 503);
+}

@@ -323,6 +323,8 @@ pub struct Options {
     pub originalto: Option<OriginalTo>,
     /// `option splice-*`.
     pub splice: Splice,
+    /// `option allbackups`: all backup servers share the load, not only the first.
+    pub allbackups: bool,
 }
 
 /// A proxy section: frontend, backend, listen, or defaults.
@@ -366,6 +368,8 @@ pub struct Proxy {
     pub httpchk: Option<HttpCheck>,
     /// `cookie`: persistence through a cookie.
     pub cookie: Option<Cookie>,
+    /// `monitor-uri`: requests for this path are answered 200 by percore itself.
+    pub monitor_uri: Option<String>,
 }
 
 /// `cookie NAME insert|prefix [indirect] [nocache] [httponly] [secure] [domain D]`.
@@ -420,6 +424,7 @@ impl Proxy {
             errorfiles: Vec::new(),
             httpchk: None,
             cookie: None,
+            monitor_uri: None,
         }
     }
 }
@@ -561,6 +566,12 @@ pub struct ServerOptions {
     pub check: CheckOptions,
     /// `cookie VALUE`: the value that designates this server in the persistence cookie.
     pub cookie: Option<String>,
+    /// `backup`: used only when no active server can take traffic.
+    pub backup: bool,
+    /// `disabled`: starts in maintenance, takes no traffic.
+    pub disabled: bool,
+    /// `id N`: the server's numeric identifier.
+    pub id: Option<u32>,
 }
 
 impl Default for ServerOptions {
@@ -572,6 +583,9 @@ impl Default for ServerOptions {
             send_proxy: None,
             check: CheckOptions::default(),
             cookie: None,
+            backup: false,
+            disabled: false,
+            id: None,
         }
     }
 }

@@ -37,6 +37,7 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
     Keyword { name: "http-check", sections: D | B | L, parse: http_check },
     Keyword { name: "cookie", sections: D | B | L, parse: cookie },
+    Keyword { name: "monitor-uri", sections: D | F | L, parse: monitor_uri },
     Keyword { name: "server", sections: B | L, parse: server },
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
@@ -457,6 +458,10 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
             }
             o.originalto = Some(ot);
         }
+        "allbackups" => {
+            flag(rest)?;
+            o.allbackups = on;
+        }
         "splice-auto" => {
             flag(rest)?;
             o.splice.auto = on;
@@ -537,6 +542,22 @@ fn http_check(
             args.join(" ")
         )),
     }
+}
+
+fn monitor_uri(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let uri = one("monitor-uri", args)?;
+    if !uri.starts_with('/') {
+        return Err(format!(
+            "'monitor-uri' expects a path starting with '/', got '{uri}'"
+        ));
+    }
+    p.monitor_uri = Some(uri.to_string());
+    Ok(())
 }
 
 fn cookie(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
@@ -803,6 +824,11 @@ fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<
             "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2),
             "no-send-proxy" | "no-send-proxy-v2" => o.send_proxy = None,
             "cookie" => o.cookie = Some(value()?.clone()),
+            "backup" => o.backup = true,
+            "no-backup" => o.backup = false,
+            "disabled" => o.disabled = true,
+            "enabled" => o.disabled = false,
+            "id" => o.id = Some(positive(what, w, value()?)?),
             "check" => o.check.enabled = true,
             "no-check" => o.check.enabled = false,
             "inter" => o.check.inter = check_time(what, w, value()?)?,

@@ -75,11 +75,23 @@ impl View {
     /// The current view of `be`.
     pub fn of(be: &Backend) -> Self {
         let epoch = be.epoch.load(Ordering::Acquire);
+        let usable = |s: &crate::plan::ServerPlan| s.weight > 0 && s.up.load(Ordering::Acquire);
+        let active = be.servers.iter().any(|s| !s.backup && usable(s));
+        // Backups take over only when no active server is left: all of them with
+        // `option allbackups`, otherwise only the first usable one.
+        let first_backup = be.servers.iter().position(|s| s.backup && usable(s));
         let weights: Vec<u32> = be
             .servers
             .iter()
-            .map(|s| {
-                if s.up.load(Ordering::Acquire) {
+            .enumerate()
+            .map(|(i, s)| {
+                let takes = usable(s)
+                    && if active {
+                        !s.backup
+                    } else {
+                        s.backup && (be.allbackups || Some(i) == first_backup)
+                    };
+                if takes {
                     s.weight
                 } else {
                     0

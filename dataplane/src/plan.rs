@@ -64,6 +64,8 @@ pub struct Frontend {
     pub conns: AtomicU32,
     /// The backend every request goes to (first `use_backend`, else `default_backend`).
     pub backend: Option<BackendId>,
+    /// `monitor-uri`: answered 200 by percore itself.
+    pub monitor_uri: Option<String>,
     /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
@@ -88,6 +90,8 @@ pub struct Backend {
     pub httpchk: Option<HttpCheck>,
     /// `cookie`, for persistence.
     pub cookie: Option<Cookie>,
+    /// `option allbackups`.
+    pub allbackups: bool,
     /// `retries`.
     pub retries: u32,
     /// `option redispatch`.
@@ -153,6 +157,8 @@ pub struct ServerPlan {
     pub check: CheckOptions,
     /// `cookie VALUE`: this server's value in the persistence cookie.
     pub cookie: Option<String>,
+    /// `backup`: used only when no active server can take traffic.
+    pub backup: bool,
     /// Whether the server takes traffic: set by the executor that owns its checks,
     /// read by every executor's balancer.
     pub up: AtomicBool,
@@ -195,9 +201,13 @@ impl Plan {
                     inflight: AtomicU32::new(0),
                     queued: AtomicU32::new(0),
                     send_proxy: s.options.send_proxy,
-                    check: s.options.check.clone(),
+                    check: CheckOptions {
+                        enabled: s.options.check.enabled && !s.options.disabled,
+                        ..s.options.check.clone()
+                    },
                     cookie: s.options.cookie.clone(),
-                    up: AtomicBool::new(true),
+                    backup: s.options.backup,
+                    up: AtomicBool::new(!s.options.disabled),
                 });
             }
             backends.push(Backend {
@@ -208,6 +218,7 @@ impl Plan {
                 epoch: AtomicU64::new(0),
                 httpchk: p.httpchk.clone(),
                 cookie: p.cookie.clone(),
+                allbackups: p.options.allbackups,
                 servers,
                 retries: p.retries,
                 redispatch: p.options.redispatch,
@@ -246,6 +257,7 @@ impl Plan {
                     maxconn: p.maxconn,
                     conns: AtomicU32::new(0),
                     backend: target,
+                    monitor_uri: p.monitor_uri.clone(),
                     settings: Settings::of(p),
                 }
             })

@@ -186,6 +186,9 @@ impl<'a> Session<'a> {
             };
             self.cbuf.drain(..info.head_len);
             self.requests += 1;
+            if self.is_monitor_request() {
+                return self.fail(200).await;
+            }
             let close_client = close_mode || !info.keep_alive;
 
             // 2-3. Backend (fixed per frontend until the rules engine) and server.
@@ -271,6 +274,14 @@ impl<'a> Session<'a> {
             choice,
         ));
         connecting.await
+    }
+
+    /// Whether the request is for the frontend's `monitor-uri`.
+    fn is_monitor_request(&self) -> bool {
+        let Some(uri) = &self.fe.monitor_uri else {
+            return false;
+        };
+        self.req_head.split(|&c| c == b' ').nth(1) == Some(uri.as_bytes())
     }
 
     /// Finds (and, as the mode says, removes or un-prefixes) the persistence cookie in
