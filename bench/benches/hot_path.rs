@@ -3,7 +3,8 @@
 //! `cargo bench -p percore-bench`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use percore_dataplane::balance::RoundRobin;
+use percore_config::{HashType, UriHash};
+use percore_dataplane::balance::{hash, least_conn, random, uri_key, RoundRobin, ServerMap};
 use percore_dataplane::http::head::{parse_request, parse_response, Limits, RequestEdits};
 use std::hint::black_box;
 use std::path::Path;
@@ -44,12 +45,34 @@ fn heads(c: &mut Criterion) {
 }
 
 fn server_pick(c: &mut Criterion) {
-    let mut group = c.benchmark_group("server pick: roundrobin");
+    let mut group = c.benchmark_group("server pick");
     for n in [10usize, 1000] {
         let weights: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
+        let loads: Vec<u32> = (0..n).map(|i| (i * 7 % 13) as u32).collect();
+        let map = ServerMap::new(&weights);
         let mut rr = RoundRobin::new(n);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &weights, |b, w| {
+        group.bench_with_input(BenchmarkId::new("roundrobin", n), &weights, |b, w| {
             b.iter(|| rr.pick(black_box(w), None))
+        });
+        let mut cursor = 0;
+        group.bench_with_input(BenchmarkId::new("static-rr", n), &map, |b, m| {
+            b.iter(|| m.next(black_box(&mut cursor)))
+        });
+        let uri = UriHash::default();
+        group.bench_with_input(BenchmarkId::new("uri (sdbm, map)", n), &map, |b, m| {
+            b.iter(|| {
+                m.get(hash(
+                    uri_key(black_box(b"/static/img/logo.png?v=3"), &uri),
+                    HashType::default(),
+                ))
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("leastconn", n), &weights, |b, w| {
+            b.iter(|| least_conn(black_box(w), |i| loads[i], 3))
+        });
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        group.bench_with_input(BenchmarkId::new("random(2)", n), &map, |b, m| {
+            b.iter(|| random(m, 2, &mut rng, |i| loads[i]))
         });
     }
     group.finish();
