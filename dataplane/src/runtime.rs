@@ -194,11 +194,11 @@ async fn executor(
 async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
     let plan = core.plan.clone();
     let fe = &plan.frontends[fi];
-    let tcp = match l {
-        Listening::Tcp(l) => compio::net::TcpListener::from_std(l).map(Either::Tcp),
-        Listening::Unix(l) => compio::net::UnixListener::from_std(l).map(Either::Unix),
+    let acceptor = match l {
+        Listening::Tcp(l) => compio::net::TcpListener::from_std(l).map(Acceptor::Tcp),
+        Listening::Unix(l) => compio::net::UnixListener::from_std(l).map(Acceptor::Unix),
     };
-    let Ok(listener) = tcp else { return };
+    let Ok(listener) = acceptor else { return };
     loop {
         while core.process_conns.load(Ordering::Relaxed) >= plan.maxconn
             || fe
@@ -208,7 +208,7 @@ async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
             compio::time::sleep(Duration::from_millis(5)).await;
         }
         let accepted = match &listener {
-            Either::Tcp(l) => l.accept().await.map(|(s, peer)| {
+            Acceptor::Tcp(l) => l.accept().await.map(|(s, peer)| {
                 let local = s.local_addr().unwrap_or(UNSPECIFIED);
                 (
                     s,
@@ -218,7 +218,7 @@ async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
                     },
                 )
             }),
-            Either::Unix(l) => l.accept().await.and_then(|(s, _)| unix_as_tcp(s)).map(|s| {
+            Acceptor::Unix(l) => l.accept().await.and_then(|(s, _)| unix_as_tcp(s)).map(|s| {
                 (
                     s,
                     Origin {
@@ -238,7 +238,8 @@ async fn accept_loop(core: Rc<Core>, fi: usize, bi: usize, l: Listening) {
     }
 }
 
-enum Either {
+/// A listener adopted by this executor's runtime, TCP or UNIX.
+enum Acceptor {
     Tcp(compio::net::TcpListener),
     Unix(compio::net::UnixListener),
 }
