@@ -263,3 +263,28 @@ fn idle_client_is_closed_after_timeout_client() {
     assert_eq!(s.read_to_end(&mut rest).unwrap(), 0, "closed silently");
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn server_maxconn_holds_across_executors() {
+    let o = origin("o");
+    let port = free_port();
+    let cfg = base(
+        "",
+        &format!("  bind 127.0.0.1:{port}\n"),
+        &format!("  timeout queue 10s\n  server s {} maxconn 2\n", o.addr),
+    )
+    .replacen("  nbthread 1\n", "  nbthread 2\n", 1);
+    let _p = Percore::start(&cfg, port);
+    let clients: Vec<_> = (0..16)
+        .map(|_| std::thread::spawn(move || get(port, "/?delay=40").status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let peak = o.stats.peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        peak <= 2,
+        "the server saw {peak} requests at once with maxconn 2 over two executors"
+    );
+    assert!(peak >= 1);
+}

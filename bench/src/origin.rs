@@ -33,6 +33,10 @@ pub struct Stats {
     pub connections: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
+    /// Requests being answered right now (during `delay`).
+    pub in_progress: AtomicU64,
+    /// The most requests ever answered at the same time.
+    pub peak: AtomicU64,
 }
 
 /// A running origin.
@@ -206,7 +210,10 @@ async fn serve(stream: TcpStream, name: Rc<str>, serial: u64, stats: Arc<Stats>)
             }
         }
         if let Some(ms) = param(&target, "delay").and_then(|d| d.parse().ok()) {
+            let now = stats.in_progress.fetch_add(1, Ordering::Relaxed) + 1;
+            stats.peak.fetch_max(now, Ordering::Relaxed);
             compio::time::sleep(Duration::from_millis(ms)).await;
+            stats.in_progress.fetch_sub(1, Ordering::Relaxed);
         }
         if param(&target, "garbage").is_some() {
             let _ = write(&stream, b"\x00\x01 not http at all\r\n\r\n".to_vec()).await;
