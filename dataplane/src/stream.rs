@@ -53,6 +53,9 @@ enum HeadWait {
 
 /// How forwarding a response ended, when it did not complete.
 enum ResponseFail {
+    /// The server connection failed before a single response byte: the request may be
+    /// retried on a fresh connection when it went over a reused one; otherwise 502.
+    Closed,
     /// Nothing reached the client yet: it gets this status.
     Status(u16),
     /// The response was cut after it started: the client connection is closed.
@@ -212,7 +215,7 @@ impl<'a> Session<'a> {
                 // an `.await` would be kept in the connection's future all the same.)
                 let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
                 let mut r = exchange.await;
-                if matches!(r, Err(ResponseFail::Status(502))) && server.reused {
+                if matches!(r, Err(ResponseFail::Closed)) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
                     let Ok(fresh) = self.server(Reuse { shared: false }, choice).await else {
@@ -249,6 +252,7 @@ impl<'a> Session<'a> {
                         return;
                     }
                 }
+                Err(ResponseFail::Closed) => return self.fail(502).await,
                 Err(ResponseFail::Status(status)) => return self.fail(status).await,
                 Err(ResponseFail::Broken) => return,
             }
@@ -487,7 +491,7 @@ impl<'a> Session<'a> {
             }
             Err(_) => {
                 self.req_head = Vec::new();
-                Err(ResponseFail::Status(502))
+                Err(ResponseFail::Closed)
             }
         }
     }
@@ -690,6 +694,11 @@ impl ResponsePath<'_> {
                     .await;
                     *self.sbuf = b;
                     match res {
+                        Ok(0) | Err(IoFail::Io(_))
+                            if self.sbuf.is_empty() && !self.started.get() =>
+                        {
+                            return Err(ResponseFail::Closed)
+                        }
                         Ok(0) | Err(IoFail::Io(_)) => return Err(self.fail(502)),
                         Err(IoFail::Timeout) => return Err(self.fail(504)),
                         Ok(_) => continue,
