@@ -455,3 +455,40 @@ fn sigusr1_finishes_in_flight_requests_then_exits() {
     }
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// A server that answers one request per connection with keep-alive, then closes the
+/// connection 50 ms later without a word: the stale-pooled-connection case.
+fn forgetful_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                if s.read(&mut buf).unwrap_or(0) > 0 {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_stale_reused_connection_is_retried_on_a_fresh_one() {
+    let server = forgetful_server();
+    let port = free_port();
+    let _p = Percore::start(
+        &http_config(port, "", "  http-reuse always\n", &[server]),
+        port,
+    );
+    for _ in 0..5 {
+        let r = get(port, "/");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "ok");
+        // Long enough for the server to drop the idle connection percore pooled.
+        std::thread::sleep(Duration::from_millis(120));
+    }
+}
