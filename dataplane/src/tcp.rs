@@ -68,8 +68,6 @@ pub async fn relay(
     };
     let server_stream = server.stream;
     let tunnel = be.settings.timeouts.tunnel;
-    let activity = Cell::new(Instant::now());
-    let fin_limit = Cell::new(None);
     let splice = fe.settings.splice.union(be.settings.splice);
     if splice.any()
         && (set_nonblocking(client.as_raw_fd()).is_err()
@@ -86,25 +84,24 @@ pub async fn relay(
             SpliceMode::Never
         }
     };
-    let up = Direction {
-        from: &client,
-        to: &server_stream,
+    let up = Side {
         idle: first_set(&[tunnel, fe.settings.timeouts.client]),
         fin: fe.settings.timeouts.client_fin,
-        activity: &activity,
-        fin_limit: &fin_limit,
         splice: mode(splice.request),
     };
-    let down = Direction {
-        from: &server_stream,
-        to: &client,
+    let down = Side {
         idle: first_set(&[tunnel, be.settings.timeouts.server]),
         fin: be.settings.timeouts.server_fin,
-        activity: &activity,
-        fin_limit: &fin_limit,
         splice: mode(splice.response),
     };
-    futures_util::future::join(up.run(pending, core), down.run(Vec::new(), core)).await;
+    pump(
+        &client,
+        &server_stream,
+        (pending, Vec::new()),
+        (up, down),
+        core,
+    )
+    .await;
     drop(server.slot);
 }
 
@@ -124,27 +121,54 @@ pub async fn tunnel(
     server_idle: Option<Duration>,
     core: &Core,
 ) {
+    let side = |idle| Side {
+        idle,
+        fin: None,
+        splice: SpliceMode::Never,
+    };
+    pump(
+        client,
+        server,
+        (client_pending, server_pending),
+        (side(client_idle), side(server_idle)),
+        core,
+    )
+    .await;
+}
+
+/// How one direction behaves: its idle limit, the fin timeout of the side it reads
+/// from, and whether it splices.
+struct Side {
+    idle: Option<Duration>,
+    fin: Option<Duration>,
+    splice: SpliceMode,
+}
+
+/// Moves data both ways until both directions are done; `pending` holds bytes already
+/// read from the client and from the server, `sides` the client-to-server and
+/// server-to-client behaviour. The directions share their activity clock, so a long
+/// transfer one way keeps the other alive.
+async fn pump(
+    client: &TcpStream,
+    server: &TcpStream,
+    pending: (Vec<u8>, Vec<u8>),
+    sides: (Side, Side),
+    core: &Core,
+) {
     let activity = Cell::new(Instant::now());
     let fin_limit = Cell::new(None);
-    let up = Direction {
-        from: client,
-        to: server,
-        idle: client_idle,
-        fin: None,
+    let direction = |from, to, side: Side| Direction {
+        from,
+        to,
+        idle: side.idle,
+        fin: side.fin,
         activity: &activity,
         fin_limit: &fin_limit,
-        splice: SpliceMode::Never,
+        splice: side.splice,
     };
-    let down = Direction {
-        from: server,
-        to: client,
-        idle: server_idle,
-        fin: None,
-        activity: &activity,
-        fin_limit: &fin_limit,
-        splice: SpliceMode::Never,
-    };
-    futures_util::future::join(up.run(client_pending, core), down.run(server_pending, core)).await;
+    let up = direction(client, server, sides.0);
+    let down = direction(server, client, sides.1);
+    futures_util::future::join(up.run(pending.0, core), down.run(pending.1, core)).await;
 }
 
 /// One direction of the relay.
