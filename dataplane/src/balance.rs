@@ -197,11 +197,7 @@ pub fn source_hash(ip: std::net::IpAddr, h: HashType) -> u32 {
             acc ^ u32::from_be_bytes([w[0], w[1], w[2], w[3]])
         }),
     };
-    if h.avalanche {
-        full_hash(raw)
-    } else {
-        raw
-    }
+    with_modifier(raw, h)
 }
 
 /// `balance url_param NAME`: the value of the first `NAME=` parameter of the query.
@@ -239,6 +235,11 @@ pub fn hash(key: &[u8], h: HashType) -> u32 {
             (hash << 5).wrapping_add(hash).wrapping_add(u32::from(c))
         }),
     };
+    with_modifier(raw, h)
+}
+
+/// Applies `hash-type`'s `avalanche` modifier when it is set.
+fn with_modifier(raw: u32, h: HashType) -> u32 {
     if h.avalanche {
         full_hash(raw)
     } else {

@@ -285,7 +285,16 @@ impl<'a> Session<'a> {
         let Some(uri) = &self.fe.monitor_uri else {
             return false;
         };
-        self.req_head.split(|&c| c == b' ').nth(1) == Some(uri.as_bytes())
+        self.target() == uri.as_bytes()
+    }
+
+    /// The request target of the current request: the rewritten head starts with
+    /// "METHOD SP TARGET SP".
+    fn target(&self) -> &[u8] {
+        self.req_head
+            .split(|&c| c == b' ')
+            .nth(1)
+            .unwrap_or_default()
     }
 
     /// Finds (and, as the mode says, removes or un-prefixes) the persistence cookie in
@@ -352,18 +361,11 @@ impl<'a> Session<'a> {
     /// `None` means round-robin (also when a `url_param` or `hdr` key is absent, as in
     /// HAProxy).
     fn request_hash(&self) -> Option<u32> {
-        // The rewritten head starts with "METHOD SP TARGET SP".
-        let target = || {
-            self.req_head
-                .split(|&c| c == b' ')
-                .nth(1)
-                .unwrap_or_default()
-        };
         let ht = self.be.hash_type;
         match &self.be.balance {
-            Balance::Uri(options) => Some(hash(uri_key(target(), options), ht)),
+            Balance::Uri(options) => Some(hash(uri_key(self.target(), options), ht)),
             Balance::Source => Some(source_hash(self.origin.src.ip(), ht)),
-            Balance::UrlParam(name) => url_param(target(), name).map(|v| hash(v, ht)),
+            Balance::UrlParam(name) => url_param(self.target(), name).map(|v| hash(v, ht)),
             Balance::Hdr(name) => header_value(&self.req_head, name).map(|v| hash(v, ht)),
             Balance::RoundRobin
             | Balance::StaticRr
