@@ -42,6 +42,8 @@ const SUPPORTED_SEEDS: &[&str] = &[
     "02-cookie-insert.cfg",
     "03-cookie-prefix.cfg",
     "04-smtp-source.cfg",
+    "07-l7-static-split.cfg",
+    "12-proxy-protocol-chain.cfg",
 ];
 
 #[test]
@@ -93,20 +95,78 @@ fn other_seeds_name_the_first_unsupported_keyword_with_file_and_line() {
 #[test]
 fn broken_configs_are_refused_with_line_numbers() {
     let cases: &[(&str, &str)] = &[
-        ("frontend f\n  bind :1\n  bogus-keyword 1\n", ":3] : unknown keyword 'bogus-keyword' in 'frontend' section"),
-        ("defaults\n  timeout client 10x\n", ":2] : 'timeout client': unknown time unit 'x'"),
-        ("frontend f\n  bind :1\n  default_backend nope\n", ":3] : frontend 'f': unable to find required backend 'nope'"),
-        ("backend b\n  server s 127.0.0.1:80 slowstart 10s\n", ":2] : server 's': 'slowstart' is not supported by percore yet"),
-        ("backend b\n  balance rdp-cookie\n", ":2] : 'balance rdp-cookie' is not supported by percore yet"),
-        ("frontend f\n  bind :1\n  acl x path /\n", ":3] : 'acl' in 'frontend' section is not supported by percore yet (the rules engine, issue #5)"),
-        ("global\n  bind :1\n", ":2] : unknown keyword 'bind' in 'global' section"),
-        ("backend b\n  bind :1\n", ":2] : 'bind' is not allowed in a 'backend' section"),
+        (
+            "frontend f\n  bind :1\n  bogus-keyword 1\n",
+            ":3] : unknown keyword 'bogus-keyword' in 'frontend' section",
+        ),
+        (
+            "defaults\n  timeout client 10x\n",
+            ":2] : 'timeout client': unknown time unit 'x'",
+        ),
+        (
+            "frontend f\n  bind :1\n  default_backend nope\n",
+            ":3] : frontend 'f': unable to find required backend 'nope'",
+        ),
+        (
+            "backend b\n  server s 127.0.0.1:80 slowstart 10s\n",
+            ":2] : server 's': 'slowstart' is not supported by percore yet",
+        ),
+        (
+            "backend b\n  balance rdp-cookie\n",
+            ":2] : 'balance rdp-cookie' is not supported by percore yet",
+        ),
+        (
+            "frontend f\n  bind :1\n  acl x nosuch /\n",
+            ":3] : unknown fetch method 'nosuch'",
+        ),
+        (
+            "frontend f\n  bind :1\n  acl x path,nosuch /\n",
+            ":3] : unknown converter 'nosuch'",
+        ),
+        (
+            "frontend f\n  bind :1\n  acl x path_reg (\n",
+            ":3] : invalid regex '('",
+        ),
+        (
+            "frontend f\n  bind :1\n  use_backend b if nosuch\nbackend b\n",
+            ":3] : no such ACL: 'nosuch'",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-request set-header X %[path\n",
+            ":3] : missing ']'",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-request bogus\n",
+            ":3] : unknown action 'bogus'",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-request deny if { status 200 }\n",
+            ":3] : 'http-request' uses a fetch that reads the HTTP response",
+        ),
+        (
+            "frontend f\n  bind :1\n  tcp-request connection reject if { path / }\n",
+            ":3] : 'tcp-request connection' uses a fetch that reads the HTTP request",
+        ),
+        (
+            "global\n  bind :1\n",
+            ":2] : unknown keyword 'bind' in 'global' section",
+        ),
+        (
+            "backend b\n  bind :1\n",
+            ":2] : 'bind' is not allowed in a 'backend' section",
+        ),
         ("frontend f\n", ":1] : frontend 'f' has no 'bind' line"),
-        ("frontend f\n  bind 'unterminated\n", ":2] : unmatched single quote"),
+        (
+            "frontend f\n  bind 'unterminated\n",
+            ":2] : unmatched single quote",
+        ),
         (".if defined(X\n.endif\n", ":1] : missing ')'"),
         (".if 1\n", ":1] : '.if' block is not closed"),
         (".alert stop here\n", ":1] : stop here"),
-        ("backend b\n  server s 127.0.0.1:80\n  server s 127.0.0.1:81\n", ":3] : server 's' is already declared at"),
+        (
+            "backend b\n  server s 127.0.0.1:80\n  server s 127.0.0.1:81\n",
+            ":3] : server 's' is already declared at",
+        ),
     ];
     for (text, expected) in cases {
         let path = write_config(text);

@@ -5,7 +5,9 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use percore_config::{HashType, UriHash};
 use percore_dataplane::balance::{hash, least_conn, random, uri_key, RoundRobin, ServerMap};
-use percore_dataplane::http::head::{parse_request, parse_response, Limits, RequestEdits};
+use percore_dataplane::http::head::{
+    finish_request, parse_request, parse_response, Limits, RequestEdits,
+};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -30,10 +32,13 @@ fn heads(c: &mut Criterion) {
     let mut out = Vec::with_capacity(1024);
     c.bench_function("http request head: parse + rewrite", |b| {
         b.iter(|| {
-            parse_request(black_box(REQUEST), limits, edits, &mut out).expect("valid request")
+            let info = parse_request(black_box(REQUEST), limits, &mut out)
+                .expect("valid request")
+                .expect("complete");
+            finish_request(&mut out, &info, edits);
         })
     });
-    let request = parse_request(REQUEST, limits, edits, &mut out)
+    let request = parse_request(REQUEST, limits, &mut out)
         .expect("valid")
         .expect("complete");
     c.bench_function("http response head: parse + rewrite", |b| {

@@ -12,6 +12,7 @@ pub mod peers;
 pub mod planned;
 pub mod proxy;
 pub mod resolvers;
+pub mod rules;
 pub mod units;
 pub mod validate;
 

@@ -201,6 +201,8 @@ pub struct Timeouts {
     pub queue: Option<Duration>,
     /// `timeout check`: the longest a health check may take once connected.
     pub check: Option<Duration>,
+    /// `timeout tarpit`: how long a tarpitted request is held (`timeout connect` when unset).
+    pub tarpit: Option<Duration>,
 }
 
 /// `option forwardfor [except NET] [header NAME] [if-none]`.
@@ -344,8 +346,8 @@ pub struct Proxy {
     pub maxconn: Option<u32>,
     /// `default_backend`.
     pub default_backend: Option<Named>,
-    /// Unconditional `use_backend` lines (the first wins).
-    pub use_backend: Vec<Named>,
+    /// ACLs, rules and `use_backend`/`use-server` lines.
+    pub rules: crate::rules::Rules,
     /// `balance`.
     pub balance: Balance,
     /// `hash-type`.
@@ -412,7 +414,7 @@ impl Proxy {
             binds: Vec::new(),
             maxconn: None,
             default_backend: None,
-            use_backend: Vec::new(),
+            rules: Default::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
             servers: Vec::new(),

@@ -30,14 +30,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
         ),
         (
             &[
-                "acl",
-                "http-request",
-                "http-response",
-                "http-after-response",
-                "tcp-request",
-                "tcp-response",
-                "use-server",
-                "redirect",
                 "errorfiles",
                 "http-errors",
                 "capture",
@@ -45,8 +37,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
                 "unique-id-format",
                 "unique-id-header",
                 "option http-buffer-request",
-                "use_backend if",
-                "use_backend unless",
             ],
             "the rules engine, issue #5",
         ),
@@ -126,6 +116,31 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     table
         .iter()
         .find(|(words, _)| words.contains(&keyword))
+        .map(|(_, what)| *what)
+}
+
+/// The work item that will bring a sample fetch percore does not run yet.
+pub fn planned_fetch(name: &str) -> Option<&'static str> {
+    let table: &[(&str, &str)] = &[
+        ("sc", "planned: stick tables and peers"),
+        ("src_", "planned: stick tables and peers"),
+        ("table_", "planned: stick tables and peers"),
+        ("ssl_", "planned: TLS"),
+        ("req.ssl_", "planned: TLS"),
+        ("req_ssl_", "planned: TLS"),
+        ("fc_pp_", "the rules engine, issue #5"),
+        ("capture.", "the rules engine, issue #5"),
+        ("unique-id", "the rules engine, issue #5"),
+        ("req.body", "the rules engine, issue #5"),
+        ("res.", "the rules engine, issue #5"),
+        ("req.", "the rules engine, issue #5"),
+        ("fc_", "the rules engine, issue #5"),
+        ("bc_", "the rules engine, issue #5"),
+        ("http_", "the rules engine, issue #5"),
+    ];
+    table
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
         .map(|(_, what)| *what)
 }
 

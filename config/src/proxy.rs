@@ -10,6 +10,15 @@ use crate::model::{
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
+use crate::rules::{
+    self,
+    action::{http_action, tcp_action, HttpRuleSet, TcpAction},
+    condition::{split_condition, Condition},
+    logformat::LogFormat,
+    read_file,
+    sample::Needs,
+    BackendTarget, Rule, UseBackend, UseServer,
+};
 use crate::units::{parse_time, parse_uint};
 
 const D: u8 = 1;
@@ -33,6 +42,14 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "maxconn", sections: D | F | L, parse: maxconn },
     Keyword { name: "default_backend", sections: D | F | L, parse: default_backend },
     Keyword { name: "use_backend", sections: F | L, parse: use_backend },
+    Keyword { name: "use-server", sections: B | L, parse: use_server },
+    Keyword { name: "acl", sections: F | B | L, parse: acl },
+    Keyword { name: "http-request", sections: F | B | L, parse: http_request },
+    Keyword { name: "http-response", sections: F | B | L, parse: http_response },
+    Keyword { name: "http-after-response", sections: F | B | L, parse: http_after_response },
+    Keyword { name: "tcp-request", sections: F | B | L, parse: tcp_request },
+    Keyword { name: "tcp-response", sections: B | L, parse: tcp_response },
+    Keyword { name: "redirect", sections: F | B | L, parse: redirect },
     Keyword { name: "balance", sections: D | B | L, parse: balance },
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
     Keyword { name: "http-check", sections: D | B | L, parse: http_check },
@@ -115,19 +132,200 @@ fn use_backend(
     loc: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    match args {
-        [name] if !name.contains("%[") => {
-            p.use_backend.push(Named { name: name.clone(), location: loc.clone() });
-            Ok(())
-        }
-        [_, cond, ..] if cond == "if" || cond == "unless" => Err(format!(
-            "'use_backend ... {cond}' conditions are not supported by percore yet (the rules engine, issue #5)"
-        )),
-        [name] => Err(format!(
-            "dynamic 'use_backend {name}' is not supported by percore yet (the rules engine, issue #5)"
-        )),
-        _ => Err("'use_backend' expects a backend name".into()),
+    let (words, cond) = split_condition(args);
+    let target = match words {
+        [name] if name.contains('%') => BackendTarget::Dynamic(LogFormat::parse(name, &read_file)?),
+        [name] => BackendTarget::Static(name.clone()),
+        _ => return Err("'use_backend' expects a backend name, then an optional condition".into()),
+    };
+    if let BackendTarget::Dynamic(lf) = &target {
+        check_needs(lf.needs(), Needs::Request, "use_backend")?;
     }
+    let cond = condition(p, cond, Needs::Request, "use_backend")?;
+    p.rules.use_backend.push(UseBackend {
+        target,
+        cond,
+        location: loc.clone(),
+    });
+    Ok(())
+}
+
+fn use_server(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let (words, cond) = split_condition(args);
+    let [server] = words else {
+        return Err("'use-server' expects a server name, then an optional condition".into());
+    };
+    let cond = condition(p, cond, Needs::Request, "use-server")?;
+    p.rules.use_server.push(UseServer {
+        server: server.clone(),
+        cond,
+        location: loc.clone(),
+    });
+    Ok(())
+}
+
+fn acl(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    p.rules.acls.define(args, &read_file)
+}
+
+/// Parses an optional `if|unless ...` and checks its data is available at `phase`.
+fn condition(
+    p: &mut Proxy,
+    words: Option<&[String]>,
+    phase: Needs,
+    what: &str,
+) -> Result<Option<Condition>, String> {
+    let Some(words) = words else { return Ok(None) };
+    let c = Condition::parse(words, &mut p.rules.acls, &read_file)?;
+    check_needs(c.needs(&p.rules.acls), phase, what)?;
+    Ok(Some(c))
+}
+
+/// Refuses a fetch whose data does not exist yet where the rule runs.
+fn check_needs(needs: Needs, phase: Needs, what: &str) -> Result<(), String> {
+    if needs > phase {
+        let data = match needs {
+            Needs::Response => "the HTTP response",
+            Needs::Request => "the HTTP request",
+            Needs::Content => "buffered request contents",
+            Needs::Connection | Needs::Nothing => "the connection",
+        };
+        return Err(format!(
+            "'{what}' uses a fetch that reads {data}, which is not available there"
+        ));
+    }
+    Ok(())
+}
+
+fn http_rules(
+    p: &mut Proxy,
+    set: HttpRuleSet,
+    args: &[String],
+    loc: &Location,
+) -> Result<(), String> {
+    let (name, phase) = match set {
+        HttpRuleSet::Request => ("http-request", Needs::Request),
+        HttpRuleSet::Response => ("http-response", Needs::Response),
+        HttpRuleSet::AfterResponse => ("http-after-response", Needs::Response),
+    };
+    let (words, cond) = split_condition(args);
+    let action = http_action(set, words, &read_file)?;
+    check_needs(action.needs(), phase, name)?;
+    let cond = condition(p, cond, phase, name)?;
+    let rule = Rule {
+        action,
+        cond,
+        location: loc.clone(),
+    };
+    match set {
+        HttpRuleSet::Request => p.rules.http_request.push(rule),
+        HttpRuleSet::Response => p.rules.http_response.push(rule),
+        HttpRuleSet::AfterResponse => p.rules.http_after_response.push(rule),
+    }
+    Ok(())
+}
+
+fn http_request(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    http_rules(p, HttpRuleSet::Request, args, loc)
+}
+
+fn http_response(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    http_rules(p, HttpRuleSet::Response, args, loc)
+}
+
+fn http_after_response(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    http_rules(p, HttpRuleSet::AfterResponse, args, loc)
+}
+
+fn redirect(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let (words, cond) = split_condition(args);
+    let r = rules::action::redirect(words, &read_file)?;
+    check_needs(r.target.needs(), Needs::Request, "redirect")?;
+    let cond = condition(p, cond, Needs::Request, "redirect")?;
+    p.rules.redirects.push(Rule {
+        action: r,
+        cond,
+        location: loc.clone(),
+    });
+    Ok(())
+}
+
+fn tcp_request(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let (kind, rest) = args
+        .split_first()
+        .ok_or("'tcp-request' expects 'connection', 'session', 'content' or 'inspect-delay'")?;
+    let phase = match kind.as_str() {
+        "inspect-delay" => {
+            p.rules.inspect_delay = Some(parse_time(one("tcp-request inspect-delay", rest)?)?);
+            return Ok(());
+        }
+        "connection" | "session" if p.kind == ProxyKind::Backend => {
+            return Err(format!("'tcp-request {kind}' is not allowed in a backend"))
+        }
+        "connection" | "session" => Needs::Connection,
+        "content" => Needs::Content,
+        other => return Err(format!("'tcp-request' expects 'connection', 'session', 'content' or 'inspect-delay', got '{other}'")),
+    };
+    let what = format!("tcp-request {kind}");
+    let (words, cond) = split_condition(rest);
+    let action = tcp_action(words, &read_file)?;
+    if let TcpAction::SetVar(_, s) = &action {
+        check_needs(s.needs(), phase, &what)?;
+    }
+    let cond = condition(p, cond, phase, &what)?;
+    let rule = Rule {
+        action,
+        cond,
+        location: loc.clone(),
+    };
+    match kind.as_str() {
+        "connection" => p.rules.tcp_connection.push(rule),
+        "session" => p.rules.tcp_session.push(rule),
+        _ => p.rules.tcp_content.push(rule),
+    }
+    Ok(())
+}
+
+fn tcp_response(
+    _: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    Err(format!(
+        "'tcp-response {}' is not supported by percore yet (the rules engine, issue #5)",
+        args.first().map(String::as_str).unwrap_or_default()
+    ))
 }
 
 fn balance(
@@ -280,7 +478,7 @@ fn timeout(
         "tunnel" => (&mut t.tunnel, false),
         "queue" => (&mut t.queue, false),
         "check" => (&mut t.check, false),
-        "tarpit" => return Err(unsupported(&format!("timeout {which}"), p.kind.keyword())),
+        "tarpit" => (&mut t.tarpit, true),
         other => return Err(format!("unknown timeout '{other}'")),
     };
     *slot = Some(d);

@@ -3,6 +3,8 @@
 
 use crate::error::Diagnostic;
 use crate::model::{Config, Mode, Named, Proxy};
+use crate::rules::sample::Fetch;
+use crate::rules::BackendTarget;
 
 /// Adds an alert for every cross-section problem in `config`.
 pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
@@ -18,10 +20,72 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
             ));
         }
         if p.kind.has_frontend() {
-            for target in p.use_backend.iter().chain(&p.default_backend) {
+            for u in &p.rules.use_backend {
+                if let BackendTarget::Static(name) = &u.target {
+                    let target = Named {
+                        name: name.clone(),
+                        location: u.location.clone(),
+                    };
+                    check_target(config, p, &target, out);
+                }
+            }
+            if let Some(target) = &p.default_backend {
                 check_target(config, p, target, out);
             }
         }
+        for u in &p.rules.use_server {
+            if !p.servers.iter().any(|s| s.name == u.server) {
+                out.push(Diagnostic::alert(
+                    &u.location,
+                    format!(
+                        "{} '{}': 'use-server' names unknown server '{}'",
+                        p.kind.keyword(),
+                        p.name,
+                        u.server
+                    ),
+                ));
+            }
+        }
+        for acl in &p.rules.acls.list {
+            for t in &acl.tests {
+                if let Some(be) = backend_argument(&t.sample.fetch) {
+                    if config.backend(be).is_none() {
+                        out.push(Diagnostic::alert(
+                            &p.location,
+                            format!(
+                                "{} '{}': ACL '{}' names unknown backend '{be}'",
+                                p.kind.keyword(),
+                                p.name,
+                                acl.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if p.mode == Mode::Tcp && p.rules.has_http() {
+            out.push(Diagnostic::warning(
+                &p.location,
+                format!(
+                    "{} '{}' is in TCP mode: its HTTP rules are ignored (as in HAProxy)",
+                    p.kind.keyword(),
+                    p.name
+                ),
+            ));
+        }
+    }
+}
+
+/// The backend a fetch names as its argument, if any.
+fn backend_argument(f: &Fetch) -> Option<&str> {
+    match f {
+        Fetch::Nbsrv(b)
+        | Fetch::BeConn(b)
+        | Fetch::Connslots(b)
+        | Fetch::Queue(b)
+        | Fetch::AvgQueue(b)
+        | Fetch::SrvIsUp(b, _) => b.as_deref(),
+        _ => None,
     }
 }
 

@@ -225,17 +225,27 @@ pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
 /// Hashes `key` as HAProxy's `hash-type map-based` does.
 pub fn hash(key: &[u8], h: HashType) -> u32 {
     let raw = match h.function {
-        HashFunction::Sdbm => key.iter().fold(0u32, |hash, &c| {
-            u32::from(c)
-                .wrapping_add(hash << 6)
-                .wrapping_add(hash << 16)
-                .wrapping_sub(hash)
-        }),
-        HashFunction::Djb2 => key.iter().fold(5381u32, |hash, &c| {
-            (hash << 5).wrapping_add(hash).wrapping_add(u32::from(c))
-        }),
+        HashFunction::Sdbm => sdbm(key),
+        HashFunction::Djb2 => djb2(key),
     };
     with_modifier(raw, h)
+}
+
+/// The SDBM string hash.
+pub fn sdbm(key: &[u8]) -> u32 {
+    key.iter().fold(0u32, |hash, &c| {
+        u32::from(c)
+            .wrapping_add(hash << 6)
+            .wrapping_add(hash << 16)
+            .wrapping_sub(hash)
+    })
+}
+
+/// Bernstein's DJB2 string hash.
+pub fn djb2(key: &[u8]) -> u32 {
+    key.iter().fold(5381u32, |hash, &c| {
+        (hash << 5).wrapping_add(hash).wrapping_add(u32::from(c))
+    })
 }
 
 /// Applies `hash-type`'s `avalanche` modifier when it is set.
@@ -248,7 +258,7 @@ fn with_modifier(raw: u32, h: HashType) -> u32 {
 }
 
 /// Bob Jenkins' full-avalanche integer hash, HAProxy's `avalanche` modifier.
-fn full_hash(mut a: u32) -> u32 {
+pub fn full_hash(mut a: u32) -> u32 {
     a = a.wrapping_add(0x7ed5_5d16).wrapping_add(a << 12);
     a = (a ^ 0xc761_c23c) ^ (a >> 19);
     a = a.wrapping_add(0x1656_67b1).wrapping_add(a << 5);

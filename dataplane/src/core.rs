@@ -60,6 +60,18 @@ impl Core {
     }
 }
 
+impl Core {
+    /// The next number of this executor's xorshift generator (`rand()`, `random`).
+    pub fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+}
+
 /// The servers of a backend that take traffic, as of a state epoch: weights with down
 /// servers at 0, and HAProxy's server map built from them.
 pub struct View {

@@ -2,6 +2,9 @@
 //! shared read-only by every core through an `Arc`; a reload will build a new one.
 //! Resolves server names once, at start; never does I/O afterwards.
 
+use percore_config::rules::condition::Condition;
+use percore_config::rules::logformat::LogFormat;
+use percore_config::rules::{BackendTarget, Rules};
 use percore_config::{
     Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpCheck, HttpConnMode,
     HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
@@ -62,12 +65,39 @@ pub struct Frontend {
     pub maxconn: Option<u32>,
     /// Current connections, shared by all executors (one increment per connection).
     pub conns: AtomicU32,
-    /// The backend every request goes to (first `use_backend`, else `default_backend`).
-    pub backend: Option<BackendId>,
+    /// `id`: the proxy's number (its position among all proxies, from 1).
+    pub id: usize,
+    /// Where requests go when no `use_backend` applies: `default_backend`, or the
+    /// backend half of a `listen`.
+    pub default_backend: Option<BackendId>,
+    /// The backend half of a `listen` section: its rules run once, as the frontend's.
+    pub own_backend: Option<BackendId>,
+    /// `use_backend` lines with their targets resolved.
+    pub switching: Vec<Switch>,
+    /// ACLs and rule sets.
+    pub rules: Rules,
     /// `monitor-uri`: answered 200 by percore itself.
     pub monitor_uri: Option<String>,
     /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
+}
+
+/// Where a `use_backend` line sends a request.
+#[derive(Debug)]
+pub enum SwitchTarget {
+    /// A backend known at load.
+    Static(BackendId),
+    /// A backend named per request; an unknown name means the default backend.
+    Dynamic(LogFormat),
+}
+
+/// A `use_backend` line.
+#[derive(Debug)]
+pub struct Switch {
+    /// The backend.
+    pub target: SwitchTarget,
+    /// When.
+    pub cond: Option<Condition>,
 }
 
 /// A backend: its servers and how to talk to them.
@@ -75,6 +105,12 @@ pub struct Frontend {
 pub struct Backend {
     /// Name, for errors and logs.
     pub name: String,
+    /// `id`: the proxy's number (its position among all proxies, from 1).
+    pub id: usize,
+    /// ACLs and rule sets.
+    pub rules: Rules,
+    /// `use-server` lines: a server index and its condition.
+    pub use_server: Vec<(usize, Option<Condition>)>,
     /// TCP or HTTP.
     pub mode: Mode,
     /// Servers in declaration order.
@@ -138,6 +174,8 @@ impl Settings {
 pub struct ServerPlan {
     /// Name, for errors and logs.
     pub name: String,
+    /// `id`, or its position in the backend from 1.
+    pub id: u32,
     /// Where to connect.
     pub addr: SocketAddr,
     /// Round-robin weight; 0 takes no traffic.
@@ -194,6 +232,7 @@ impl Plan {
                     })?;
                 servers.push(ServerPlan {
                     name: s.name.clone(),
+                    id: s.options.id.unwrap_or(servers.len() as u32 + 1),
                     addr,
                     weight: s.options.weight,
                     maxconn: s.options.maxconn,
@@ -210,8 +249,20 @@ impl Plan {
                     up: AtomicBool::new(!s.options.disabled),
                 });
             }
+            let use_server = p
+                .rules
+                .use_server
+                .iter()
+                .filter_map(|u| {
+                    let i = p.servers.iter().position(|s| s.name == u.server)?;
+                    Some((i, u.cond.clone()))
+                })
+                .collect();
             backends.push(Backend {
                 name: p.name.clone(),
+                id: proxy_id(config, p),
+                rules: p.rules.clone(),
+                use_server,
                 mode: p.mode,
                 balance: p.balance.clone(),
                 hash_type: p.hash_type,
@@ -238,25 +289,40 @@ impl Plan {
             .iter()
             .filter(|p| p.kind.has_frontend())
             .map(|p| {
-                let target = if p.kind == ProxyKind::Listen {
-                    p.use_backend
-                        .first()
-                        .or(p.default_backend.as_ref())
-                        .and_then(|n| backend_id(&n.name))
-                        .or_else(|| backend_id(&p.name))
-                } else {
-                    p.use_backend
-                        .first()
-                        .or(p.default_backend.as_ref())
-                        .and_then(|n| backend_id(&n.name))
-                };
+                let own_backend = (p.kind == ProxyKind::Listen)
+                    .then(|| backend_id(&p.name))
+                    .flatten();
+                let default_backend = p
+                    .default_backend
+                    .as_ref()
+                    .and_then(|n| backend_id(&n.name))
+                    .or(own_backend);
+                let switching = p
+                    .rules
+                    .use_backend
+                    .iter()
+                    .filter_map(|u| {
+                        let target = match &u.target {
+                            BackendTarget::Static(name) => SwitchTarget::Static(backend_id(name)?),
+                            BackendTarget::Dynamic(lf) => SwitchTarget::Dynamic(lf.clone()),
+                        };
+                        Some(Switch {
+                            target,
+                            cond: u.cond.clone(),
+                        })
+                    })
+                    .collect();
                 Frontend {
                     name: p.name.clone(),
+                    id: proxy_id(config, p),
                     mode: p.mode,
                     binds: p.binds.clone(),
                     maxconn: p.maxconn,
                     conns: AtomicU32::new(0),
-                    backend: target,
+                    default_backend,
+                    own_backend,
+                    switching,
+                    rules: p.rules.clone(),
                     monitor_uri: p.monitor_uri.clone(),
                     settings: Settings::of(p),
                 }
@@ -272,6 +338,22 @@ impl Plan {
                 .maxpipes
                 .unwrap_or(config.global.maxconn as usize / 4),
         })
+    }
+}
+
+/// A proxy's number: its position among all proxies, from 1, unless `id` is set.
+fn proxy_id(config: &Config, p: &percore_config::Proxy) -> usize {
+    config
+        .proxies
+        .iter()
+        .position(|q| std::ptr::eq(q, p))
+        .map_or(0, |i| i + 1)
+}
+
+impl Plan {
+    /// The backend named `name`, for dynamic `use_backend` and fetches naming one.
+    pub fn backend_named(&self, name: &[u8]) -> Option<BackendId> {
+        self.backends.iter().position(|b| b.name.as_bytes() == name)
     }
 }
 

@@ -7,6 +7,9 @@ use crate::core::Core;
 use crate::listener::{self, Listening, Shared};
 use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
+use crate::rules::http::{Env, TxnState};
+use crate::rules::vars::Vars;
+use crate::rules::{run_tcp, switch_backend};
 use compio::net::TcpStream;
 use compio::runtime::event::{Event, EventHandle};
 use percore_config::{Bind, Mode};
@@ -306,18 +309,42 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             None => return,
         }
     }
-    match (fe.mode, fe.backend) {
-        (Mode::Http, _) => {
+    let mut txn = TxnState {
+        vars: Vars::default(),
+        src: origin.src,
+        dst: origin.dst,
+        server_timeout: None,
+        tunnel_timeout: None,
+    };
+    let env = Env {
+        core: &core,
+        fe,
+        be: None,
+        server: None,
+    };
+    let rules = &fe.rules;
+    if !run_tcp(&rules.tcp_connection, &rules.acls, &env, &mut txn, &[])
+        || !run_tcp(&rules.tcp_session, &rules.acls, &env, &mut txn, &[])
+    {
+        return;
+    }
+    match fe.mode {
+        Mode::Http => {
             let serving = Box::pin(crate::stream::serve(
-                &core, fe, client, buf, origin, accepted,
+                &core, fe, client, buf, origin, accepted, txn,
             ));
             serving.await
         }
-        (Mode::Tcp, Some(be)) => {
+        Mode::Tcp => {
+            if !run_tcp(&rules.tcp_content, &rules.acls, &env, &mut txn, &buf) {
+                return;
+            }
+            let Some(be) = switch_backend(fe, &env.context(&txn, &[], &[])) else {
+                return;
+            };
             let relaying = Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin));
             relaying.await
         }
-        (Mode::Tcp, None) => {}
     }
 }
 

@@ -19,17 +19,24 @@ use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::connect::{connect, Choice, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
-use crate::http::cookie;
 use crate::http::errors::builtin;
-use crate::http::head::{parse_request, parse_response, Limits, RequestEdits, RequestInfo};
+use crate::http::head::{
+    finish_request, parse_request, parse_response, Limits, RequestEdits, RequestInfo,
+};
+use crate::http::{cookie, message};
 use crate::io::{
     deadline, linger, read_more, shutdown_write, wait_readable, write_all, write_range, Deadline,
     IoFail, Watchdog,
 };
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
+use crate::rules::http::{
+    error_reply, run as run_http, run_redirects, Env, LocalReply, Messages, TxnState, Verdict,
+};
+use crate::rules::{holds, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
+use percore_config::rules::sample::{Side, VarScope};
 use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
@@ -60,6 +67,8 @@ enum ResponseFail {
     Status(u16),
     /// The response was cut after it started: the client connection is closed.
     Broken,
+    /// An `http-response` rule answered instead of the server.
+    Replaced(LocalReply),
 }
 
 /// What a response does with the persistence cookie.
@@ -128,6 +137,8 @@ struct Session<'a> {
     requests: u64,
     /// Ask servers to close after each response (`http-server-close`, `httpclose`).
     close_server: bool,
+    /// Variables, and what the rules changed of the client address and timeouts.
+    txn: TxnState,
 }
 
 /// Serves one client connection in HTTP mode until it closes. `cbuf` holds what was
@@ -139,13 +150,15 @@ pub async fn serve(
     cbuf: Vec<u8>,
     origin: Origin,
     accepted: Instant,
+    txn: TxnState,
 ) {
     let plan = core.plan.clone();
-    let Some(be_id) = fe.backend else {
+    // The backend is chosen per request; this is where sessions start.
+    let be_id = fe.default_backend.unwrap_or(0);
+    let Some(be) = plan.backends.get(be_id) else {
         send_error(&client, 503, &[&fe.settings.errors]).await;
         return;
     };
-    let be = &plan.backends[be_id];
     let mut session = Session {
         core,
         fe,
@@ -167,16 +180,14 @@ pub async fn serve(
         response_side: Watchdog::default(),
         private: None,
         requests: 0,
-        close_server: fe.settings.conn_mode != HttpConnMode::KeepAlive
-            || be.settings.conn_mode != HttpConnMode::KeepAlive,
+        close_server: false,
+        txn,
     };
     session.run(accepted).await;
 }
 
 impl<'a> Session<'a> {
     async fn run(&mut self, accepted: Instant) {
-        let close_mode = self.fe.settings.conn_mode == HttpConnMode::Close
-            || self.be.settings.conn_mode == HttpConnMode::Close;
         loop {
             // 1. The request head.
             let info = match self.wait_head(accepted).await {
@@ -189,12 +200,29 @@ impl<'a> Session<'a> {
             };
             self.cbuf.drain(..info.head_len);
             self.requests += 1;
+            self.new_transaction();
             if self.is_monitor_request() {
                 return self.fail(200).await;
             }
-            let close_client = close_mode || !info.keep_alive;
 
-            // 2-3. Backend (fixed per frontend until the rules engine) and server.
+            // 2. The rules, which pick the backend or answer themselves.
+            if let Err(reply) = self.request_rules() {
+                let close = reply.close || !info.keep_alive || info.framing != Framing::Empty;
+                let sending = Box::pin(self.send_reply(reply, &info, close));
+                if !sending.await || close {
+                    return;
+                }
+                continue;
+            }
+            let (fe_mode, be_mode) = (self.fe.settings.conn_mode, self.be.settings.conn_mode);
+            let close_mode = fe_mode == HttpConnMode::Close || be_mode == HttpConnMode::Close;
+            self.close_server =
+                fe_mode != HttpConnMode::KeepAlive || be_mode != HttpConnMode::KeepAlive;
+            let close_client = close_mode || !info.keep_alive;
+            let edits = self.edits();
+            finish_request(&mut self.req_head, &info, edits);
+
+            // 3. The server.
             let shared = match self.be.reuse {
                 HttpReuse::Never => false,
                 HttpReuse::Safe => self.requests > 1,
@@ -255,7 +283,145 @@ impl<'a> Session<'a> {
                 Err(ResponseFail::Closed) => return self.fail(502).await,
                 Err(ResponseFail::Status(status)) => return self.fail(status).await,
                 Err(ResponseFail::Broken) => return,
+                Err(ResponseFail::Replaced(reply)) => {
+                    let sending = Box::pin(self.send_reply(reply, &info, true));
+                    sending.await;
+                    return;
+                }
             }
+        }
+    }
+
+    /// Forgets what the previous request's rules set.
+    fn new_transaction(&mut self) {
+        for scope in [VarScope::Txn, VarScope::Req, VarScope::Res] {
+            self.txn.vars.clear(scope);
+        }
+        self.txn.src = self.origin.src;
+        self.txn.server_timeout = None;
+        self.txn.tunnel_timeout = None;
+    }
+
+    /// The request rules of the frontend, the backend switch, then the backend's rules.
+    /// `Err` carries the reply a rule answered with.
+    fn request_rules(&mut self) -> Result<(), LocalReply> {
+        let (core, fe) = (self.core, self.fe);
+        let plan: &'a Plan = &core.plan;
+        let mut env = Env {
+            core,
+            fe,
+            be: fe.own_backend.map(|id| &plan.backends[id]),
+            server: None,
+        };
+        let fe_pages = [&fe.settings.errors];
+        self.request_rule_set(&env, &fe.rules, &fe_pages)?;
+        let cx = env.context(&self.txn, &self.req_head, &[]);
+        let Some(be_id) = switch_backend(fe, &cx) else {
+            return Err(error_reply(503, &fe_pages));
+        };
+        self.be_id = be_id;
+        self.be = &plan.backends[be_id];
+        if fe.own_backend != Some(be_id) {
+            env.be = Some(self.be);
+            let pages = [&self.be.settings.errors, &fe.settings.errors];
+            self.request_rule_set(&env, &self.be.rules, &pages)?;
+        }
+        Ok(())
+    }
+
+    /// One proxy's `http-request` rules, then its `redirect` lines.
+    fn request_rule_set(
+        &mut self,
+        env: &Env<'_>,
+        rules: &percore_config::rules::Rules,
+        pages: &[&ErrorPages],
+    ) -> Result<(), LocalReply> {
+        let mut none = Vec::new();
+        let mut msg = Messages {
+            req: &mut self.req_head,
+            res: &mut none,
+            side: Side::Request,
+        };
+        if let Verdict::Reply(r) = run_http(
+            &rules.http_request,
+            &rules.acls,
+            env,
+            &mut self.txn,
+            &mut msg,
+            pages,
+        ) {
+            return Err(r);
+        }
+        match run_redirects(
+            &rules.redirects,
+            &rules.acls,
+            env,
+            &self.txn,
+            &self.req_head,
+        ) {
+            Verdict::Reply(r) => Err(r),
+            Verdict::Continue => Ok(()),
+        }
+    }
+
+    /// Writes a reply percore made (after the `http-after-response` rules); returns
+    /// whether it was written. `close` ends the connection after it.
+    async fn send_reply(&mut self, mut reply: LocalReply, info: &RequestInfo, close: bool) -> bool {
+        if reply.tarpit {
+            let t = &self.fe.settings.timeouts;
+            let hold = first_set(&[t.tarpit, t.connect]).unwrap_or_default();
+            compio::time::sleep(hold).await;
+        }
+        let env = Env {
+            core: self.core,
+            fe: self.fe,
+            be: Some(self.be),
+            server: None,
+        };
+        self.after_response(&env, &mut reply.head);
+        let has_connection = message::header_values(&reply.head, Some("connection"), false)
+            .next()
+            .is_some();
+        if !has_connection {
+            if close {
+                message::append_header(&mut reply.head, b"connection", b"close");
+            } else if info.minor == 0 {
+                message::append_header(&mut reply.head, b"connection", b"keep-alive");
+            }
+        }
+        let mut bytes = reply.head;
+        if !info.is_head {
+            bytes.extend_from_slice(&reply.body);
+        }
+        let mut wd = Watchdog::default();
+        let at = deadline(self.fe.settings.timeouts.client.or(Some(ERROR_WRITE_LIMIT)));
+        let written = write_all(&self.client, bytes, wd.until(at)).await.is_ok();
+        if close {
+            linger(&self.client).await;
+        }
+        written
+    }
+
+    /// Runs the `http-after-response` rules of the backend, then the frontend, on a
+    /// response head.
+    fn after_response(&mut self, env: &Env<'_>, head: &mut Vec<u8>) {
+        let mut msg = Messages {
+            req: &mut self.req_head,
+            res: head,
+            side: Side::Response,
+        };
+        let be_rules = (self.fe.own_backend != Some(self.be_id)).then_some(&self.be.rules);
+        let pages = [&self.be.settings.errors, &self.fe.settings.errors];
+        for rules in be_rules.into_iter().chain([&self.fe.rules]) {
+            // A reply from these rules is not applied: the response is already decided.
+            let _ = run_http(
+                &rules.http_after_response,
+                &rules.acls,
+                env,
+                &mut self.txn,
+                &mut msg,
+                &pages,
+            );
         }
     }
 
@@ -313,6 +479,9 @@ impl<'a> Session<'a> {
     /// The server a presented cookie designates, if it can take traffic; otherwise the
     /// backend's algorithm decides.
     fn choice(&self, presented: Option<&str>) -> Choice {
+        if let Some(i) = self.use_server() {
+            return Choice::Server(i);
+        }
         let persisted = presented.and_then(|v| {
             self.be.servers.iter().position(|s| {
                 s.cookie.as_deref() == Some(v)
@@ -324,6 +493,23 @@ impl<'a> Session<'a> {
             Some(i) => Choice::Server(i),
             None => self.request_hash().map_or(Choice::Balance, Choice::Hash),
         }
+    }
+
+    /// The server a `use-server` rule names, when its condition holds and the server
+    /// can take traffic.
+    fn use_server(&self) -> Option<usize> {
+        let env = Env {
+            core: self.core,
+            fe: self.fe,
+            be: Some(self.be),
+            server: None,
+        };
+        let cx = env.context(&self.txn, &self.req_head, &[]);
+        self.be.use_server.iter().find_map(|(i, cond)| {
+            let s = &self.be.servers[*i];
+            let usable = s.weight > 0 && s.up.load(std::sync::atomic::Ordering::Acquire);
+            (usable && holds(cond, &self.be.rules.acls, &cx)).then_some(*i)
+        })
     }
 
     /// What the response to the current request must do with the persistence cookie,
@@ -364,7 +550,7 @@ impl<'a> Session<'a> {
         let ht = self.be.hash_type;
         match &self.be.balance {
             Balance::Uri(options) => Some(hash(uri_key(self.target(), options), ht)),
-            Balance::Source => Some(source_hash(self.origin.src.ip(), ht)),
+            Balance::Source => Some(source_hash(self.txn.src.ip(), ht)),
             Balance::UrlParam(name) => url_param(self.target(), name).map(|v| hash(v, ht)),
             Balance::Hdr(name) => header_value(&self.req_head, name).map(|v| hash(v, ht)),
             Balance::RoundRobin
@@ -385,7 +571,8 @@ impl<'a> Session<'a> {
 
     /// The header additions this frontend/backend pair makes for this client.
     fn edits(&self) -> RequestEdits<'a> {
-        let (fe, be, origin) = (self.fe, self.be, self.origin);
+        let (fe, be) = (self.fe, self.be);
+        let (src, dst) = (self.txn.src, self.txn.dst);
         let ff = fe
             .settings
             .forwardfor
@@ -398,11 +585,11 @@ impl<'a> Session<'a> {
             .or(be.settings.originalto.as_ref());
         RequestEdits {
             forwarded_for: ff
-                .filter(|f| !f.except.is_some_and(|n| n.contains(origin.src.ip())))
-                .map(|f| (f.header.as_str(), origin.src.ip(), f.if_none)),
+                .filter(|f| !f.except.is_some_and(|n| n.contains(src.ip())))
+                .map(|f| (f.header.as_str(), src.ip(), f.if_none)),
             original_to: ot
-                .filter(|o| !o.except.is_some_and(|n| n.contains(origin.dst.ip())))
-                .map(|o| (o.header.as_str(), origin.dst.ip())),
+                .filter(|o| !o.except.is_some_and(|n| n.contains(dst.ip())))
+                .map(|o| (o.header.as_str(), dst.ip())),
             close_server: self.close_server,
         }
     }
@@ -423,8 +610,7 @@ impl<'a> Session<'a> {
                 if head_deadline.is_none() {
                     head_deadline = deadline(head_limit);
                 }
-                let edits = self.edits();
-                match parse_request(&self.cbuf, self.limits, edits, &mut self.req_head) {
+                match parse_request(&self.cbuf, self.limits, &mut self.req_head) {
                     Ok(Some(info)) => return Ok(info),
                     Ok(None) => {}
                     Err(e) => return Err(HeadWait::Refused(e.status())),
@@ -482,10 +668,15 @@ impl<'a> Session<'a> {
         self.resp_head = Vec::new();
     }
 
+    /// `timeout server`, or what `set-timeout server` made it.
+    fn server_timeout(&self) -> Option<Duration> {
+        self.txn.server_timeout.or(self.be.settings.timeouts.server)
+    }
+
     /// Sends the rewritten request head to the server.
     async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
         let head = std::mem::take(&mut self.req_head);
-        let at = deadline(self.be.settings.timeouts.server);
+        let at = deadline(self.server_timeout());
         match write_all(server, head, self.request_side.until(at)).await {
             Ok(head) => {
                 self.req_head = head;
@@ -501,17 +692,24 @@ impl<'a> Session<'a> {
     /// The response side of an exchange, borrowing what it needs from the session.
     fn response_path<'s>(
         &'s mut self,
-        server: &'s TcpStream,
+        server: &'s ServerConn<'_>,
         started: &'s Cell<bool>,
     ) -> (ResponsePath<'s>, Upload<'s>) {
         self.sbuf.clear();
         self.sbuf.reserve(self.bufsize);
+        let server_timeout = self.server_timeout();
         (
             ResponsePath {
                 core: self.core,
+                fe: self.fe,
                 be: self.be,
+                own_backend: self.fe.own_backend == Some(self.be_id),
+                server_index: server.key.1,
+                txn: &mut self.txn,
+                req_head: &mut self.req_head,
+                server_timeout,
                 client: &self.client,
-                server,
+                server: &server.stream,
                 client_timeout: self.fe.settings.timeouts.client,
                 limits: self.limits,
                 sbuf: &mut self.sbuf,
@@ -537,7 +735,7 @@ impl<'a> Session<'a> {
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let started = Cell::new(false);
-        let (path, _) = self.response_path(&server.stream, &started);
+        let (path, _) = self.response_path(server, &started);
         let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
         Ok(Exchange {
             server_reusable,
@@ -555,12 +753,10 @@ impl<'a> Session<'a> {
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let mut framing = info.framing;
-        let (client_timeout, server_timeout) = (
-            self.fe.settings.timeouts.client,
-            self.be.settings.timeouts.server,
-        );
+        let (client_timeout, server_timeout) =
+            (self.fe.settings.timeouts.client, self.server_timeout());
         let started = Cell::new(false);
-        let (path, up) = self.response_path(&server.stream, &started);
+        let (path, up) = self.response_path(server, &started);
         let upload = pin!(forward_body(
             up.client,
             &server.stream,
@@ -639,7 +835,18 @@ async fn forward_body(
 /// What forwarding a response needs: the session's response-side buffers and sockets.
 struct ResponsePath<'s> {
     core: &'s Core,
+    fe: &'s Frontend,
     be: &'s Backend,
+    /// The backend is the frontend's own (`listen`): its rules run once.
+    own_backend: bool,
+    /// The server that answers.
+    server_index: usize,
+    /// Variables and what the request rules changed.
+    txn: &'s mut TxnState,
+    /// The request head as sent (response rules may read it).
+    req_head: &'s mut Vec<u8>,
+    /// `timeout server` for this request.
+    server_timeout: Option<Duration>,
     client: &'s TcpStream,
     server: &'s TcpStream,
     client_timeout: Option<Duration>,
@@ -663,6 +870,50 @@ struct Upload<'s> {
 }
 
 impl ResponsePath<'_> {
+    /// The `http-response` rules of the backend then the frontend, then the
+    /// `http-after-response` rules in the same order, on the response head.
+    fn response_rules(&mut self) -> Verdict {
+        let env = Env {
+            core: self.core,
+            fe: self.fe,
+            be: Some(self.be),
+            server: Some(self.server_index),
+        };
+        let pages = [&self.be.settings.errors, &self.fe.settings.errors];
+        let mut msg = Messages {
+            req: self.req_head,
+            res: self.head,
+            side: Side::Response,
+        };
+        let be_rules = (!self.own_backend).then_some(&self.be.rules);
+        let sets = be_rules.into_iter().chain([&self.fe.rules]);
+        for rules in sets.clone() {
+            let verdict = run_http(
+                &rules.http_response,
+                &rules.acls,
+                &env,
+                self.txn,
+                &mut msg,
+                &pages,
+            );
+            if let Verdict::Reply(r) = verdict {
+                return Verdict::Reply(r);
+            }
+        }
+        for rules in sets {
+            // A reply from these rules is not applied: the response is already decided.
+            let _ = run_http(
+                &rules.http_after_response,
+                &rules.acls,
+                &env,
+                self.txn,
+                &mut msg,
+                &pages,
+            );
+        }
+        Verdict::Continue
+    }
+
     fn fail(&self, status: u16) -> ResponseFail {
         if self.started.get() {
             ResponseFail::Broken
@@ -675,7 +926,7 @@ impl ResponsePath<'_> {
     /// then streams the body or switches to a tunnel. Returns whether the server
     /// connection and the client connection may be reused.
     async fn forward(
-        self,
+        mut self,
         request: &RequestInfo,
         close_client: bool,
     ) -> Result<(bool, bool), ResponseFail> {
@@ -691,7 +942,7 @@ impl ResponsePath<'_> {
                     let (res, b) = read_more(
                         self.server,
                         std::mem::take(self.sbuf),
-                        self.wd.until(deadline(self.be.settings.timeouts.server)),
+                        self.wd.until(deadline(self.server_timeout)),
                     )
                     .await;
                     *self.sbuf = b;
@@ -710,6 +961,9 @@ impl ResponsePath<'_> {
             };
             self.sbuf.drain(..info.head_len);
             if info.status >= 200 {
+                if let Verdict::Reply(r) = self.response_rules() {
+                    return Err(ResponseFail::Replaced(r));
+                }
                 match self.cookie {
                     Some(CookieEdit::Insert { set, nocache }) => {
                         cookie::insert_into_response(self.head, set, *nocache)
@@ -732,12 +986,9 @@ impl ResponsePath<'_> {
             .map_err(|_| ResponseFail::Broken)?;
             self.started.set(true);
             if info.status == 101 && request.upgrade {
-                let idle_client =
-                    first_set(&[self.be.settings.timeouts.tunnel, self.client_timeout]);
-                let idle_server = first_set(&[
-                    self.be.settings.timeouts.tunnel,
-                    self.be.settings.timeouts.server,
-                ]);
+                let tunnel = self.txn.tunnel_timeout.or(self.be.settings.timeouts.tunnel);
+                let idle_client = first_set(&[tunnel, self.client_timeout]);
+                let idle_server = first_set(&[tunnel, self.server_timeout]);
                 let pending = std::mem::take(self.sbuf);
                 crate::tcp::tunnel(
                     self.client,
@@ -761,7 +1012,7 @@ impl ResponsePath<'_> {
                 self.client,
                 self.sbuf,
                 &mut framing,
-                (self.be.settings.timeouts.server, self.client_timeout),
+                (self.server_timeout, self.client_timeout),
                 self.wd,
             )
             .await

@@ -255,11 +255,11 @@ fn oversized(buf: &[u8], limits: Limits) -> HeadError {
 }
 
 /// Parses a request head at the start of `buf` and writes the head to forward into
-/// `out`. `Ok(None)`: more bytes are needed.
+/// `out`, hop-by-hop headers removed; [`finish_request`] adds the proxy's own headers
+/// once the rules and the backend are known. `Ok(None)`: more bytes are needed.
 pub fn parse_request(
     buf: &[u8],
     limits: Limits,
-    edits: RequestEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<RequestInfo>, HeadError> {
     let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
@@ -290,7 +290,6 @@ pub fn parse_request(
     let minor = req.version.unwrap_or(1);
     let mut fh = FramingHeaders::new();
     let mut hosts = 0;
-    let mut has_ff = false;
     let mut upgrade_hdr = false;
     let mut expect_continue = false;
     for h in req.headers.iter() {
@@ -302,9 +301,6 @@ pub fn parse_request(
             upgrade_hdr = true;
         } else if eq(h.name, "expect") && h.value.eq_ignore_ascii_case(b"100-continue") {
             expect_continue = true;
-        }
-        if let Some((name, _, _)) = edits.forwarded_for {
-            has_ff |= eq(h.name, name);
         }
     }
     let FramingHeaders { tokens, cl, te } = fh;
@@ -357,21 +353,6 @@ pub fn parse_request(
         }
         push_header(out, h.name.as_bytes(), h.value);
     }
-    if let Some((name, ip, if_none)) = edits.forwarded_for {
-        if !(if_none && has_ff) {
-            push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
-        }
-    }
-    if let Some((name, ip)) = edits.original_to {
-        push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
-    }
-    if upgrade {
-        out.extend_from_slice(b"Connection: upgrade\r\n");
-    } else if edits.close_server {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if minor == 0 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
     out.extend_from_slice(b"\r\n");
     Ok(Some(RequestInfo {
         head_len,
@@ -382,6 +363,31 @@ pub fn parse_request(
         expect_continue,
         upgrade,
     }))
+}
+
+/// Adds the headers the proxy itself sets to a request head from [`parse_request`]:
+/// `X-Forwarded-For`, `X-Original-To` and the `Connection` header for the chosen mode.
+pub fn finish_request(out: &mut Vec<u8>, info: &RequestInfo, edits: RequestEdits<'_>) {
+    out.truncate(out.len().saturating_sub(2));
+    if let Some((name, ip, if_none)) = edits.forwarded_for {
+        let has_ff = if_none
+            && super::message::header_lines(out)
+                .any(|h| out[h.name].eq_ignore_ascii_case(name.as_bytes()));
+        if !has_ff {
+            push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
+        }
+    }
+    if let Some((name, ip)) = edits.original_to {
+        push_header(out, name.as_bytes(), ip_text(ip).as_bytes());
+    }
+    if info.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if edits.close_server {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if info.minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 fn ip_text(ip: IpAddr) -> String {
@@ -513,8 +519,11 @@ mod tests {
 
     fn req(raw: &[u8]) -> Result<Option<(RequestInfo, String)>, HeadError> {
         let mut out = Vec::new();
-        Ok(parse_request(raw, LIMITS, NO_EDITS, &mut out)?
-            .map(|i| (i, String::from_utf8(out).unwrap())))
+        let Some(info) = parse_request(raw, LIMITS, &mut out)? else {
+            return Ok(None);
+        };
+        finish_request(&mut out, &info, NO_EDITS);
+        Ok(Some((info, String::from_utf8(out).unwrap())))
     }
 
     #[test]
@@ -539,9 +548,10 @@ mod tests {
             original_to: Some(("X-Original-To", "10.0.0.1".parse().unwrap())),
             close_server: true,
         };
-        let info = parse_request(b"GET / HTTP/1.0\r\n\r\n", LIMITS, edits, &mut out)
+        let info = parse_request(b"GET / HTTP/1.0\r\n\r\n", LIMITS, &mut out)
             .unwrap()
             .unwrap();
+        finish_request(&mut out, &info, edits);
         assert!(!info.keep_alive);
         assert_eq!(
             String::from_utf8(out).unwrap(),

@@ -5,3 +5,4 @@ pub mod body;
 pub mod cookie;
 pub mod errors;
 pub mod head;
+pub mod message;

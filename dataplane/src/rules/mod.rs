@@ -1,0 +1,153 @@
+//! The rules engine at run time: evaluates the conditions, samples and log-format strings
+//! that the configuration compiled, against one connection and its current messages.
+//! Nothing is parsed per request; values borrow from the message buffers where they can.
+
+pub mod convert;
+pub mod fetch;
+pub mod http;
+pub mod matching;
+pub mod value;
+pub mod vars;
+
+use crate::core::Core;
+use crate::plan::{Backend, BackendId, Frontend, SwitchTarget};
+use percore_config::rules::acl::{Acl, Acls};
+use percore_config::rules::action::TcpAction;
+use percore_config::rules::condition::Condition;
+use percore_config::rules::logformat::{LfPart, LogFormat};
+use percore_config::rules::sample::Sample;
+use percore_config::rules::Rule;
+use std::net::SocketAddr;
+use value::Value;
+use vars::Vars;
+
+/// What fetches can see at one point of a connection's life.
+pub struct Context<'a> {
+    /// The executor (random numbers, the plan).
+    pub core: &'a Core,
+    /// The frontend the client came through.
+    pub fe: &'a Frontend,
+    /// The backend chosen so far.
+    pub be: Option<&'a Backend>,
+    /// The server that took the request, once there is one.
+    pub server: Option<usize>,
+    /// The client's address (as `set-src` left it).
+    pub src: SocketAddr,
+    /// The address the client connected to.
+    pub dst: SocketAddr,
+    /// The request head (empty before there is one).
+    pub req: &'a [u8],
+    /// The response head (empty before there is one).
+    pub res: &'a [u8],
+    /// The connection's variables.
+    pub vars: &'a Vars,
+    /// Request bytes buffered for content inspection.
+    pub payload: &'a [u8],
+}
+
+/// The value of a sample expression, converters applied.
+pub fn sample<'a>(s: &'a Sample, cx: &Context<'a>) -> Option<Value<'a>> {
+    let mut v = fetch::fetch(&s.fetch, cx)?;
+    for c in &s.converters {
+        v = convert::convert(c, v, cx)?;
+    }
+    Some(v)
+}
+
+/// Whether an ACL is true: any of its tests matches (any value of a multi-valued fetch).
+fn acl_true(acl: &Acl, cx: &Context<'_>) -> bool {
+    acl.tests.iter().any(|t| {
+        fetch::any_value(&t.sample.fetch, cx, |mut v| {
+            for c in &t.sample.converters {
+                match convert::convert(c, v, cx) {
+                    Some(next) => v = next,
+                    None => return false,
+                }
+            }
+            matching::find(&t.patterns, &v).is_some()
+        })
+    })
+}
+
+/// Whether a rule applies: no condition, or one that holds.
+pub fn holds(cond: &Option<Condition>, acls: &Acls, cx: &Context<'_>) -> bool {
+    let Some(c) = cond else { return true };
+    let any = c.any_of.iter().any(|group| {
+        group
+            .iter()
+            .all(|t| acl_true(&acls.list[t.acl], cx) != t.negated)
+    });
+    any != c.unless
+}
+
+/// Renders a log-format string into `out` (cleared first). A missing or empty sample is
+/// written `-`, as HAProxy does.
+pub fn render(lf: &LogFormat, cx: &Context<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    for part in &lf.parts {
+        match part {
+            LfPart::Text(t) => out.extend_from_slice(t),
+            LfPart::Sample(s) => {
+                let start = out.len();
+                if let Some(v) = sample(s, cx) {
+                    v.write_to(out);
+                }
+                if out.len() == start {
+                    out.push(b'-');
+                }
+            }
+        }
+    }
+}
+
+/// Runs a TCP rule set (`tcp-request connection|session|content`): `false` when a
+/// `reject` applies and the connection must be closed.
+pub fn run_tcp(
+    rules: &[Rule<TcpAction>],
+    acls: &Acls,
+    env: &http::Env<'_>,
+    st: &mut http::TxnState,
+    payload: &[u8],
+) -> bool {
+    for rule in rules {
+        let mut cx = env.context(st, &[], &[]);
+        cx.payload = payload;
+        if !holds(&rule.cond, acls, &cx) {
+            continue;
+        }
+        match &rule.action {
+            TcpAction::Accept => return true,
+            TcpAction::Reject => return false,
+            TcpAction::SetVar(name, s) => {
+                if let Some(v) = sample(s, &cx).map(Value::into_owned) {
+                    st.vars.set(name, v);
+                }
+            }
+            TcpAction::UnsetVar(name) => st.vars.unset(name),
+        }
+    }
+    true
+}
+
+/// The backend a request goes to: the first `use_backend` whose condition holds (a
+/// dynamic name that names no backend falls back to the default, as in HAProxy), else
+/// the default backend.
+pub fn switch_backend(fe: &Frontend, cx: &Context<'_>) -> Option<BackendId> {
+    let mut name = Vec::new();
+    for s in &fe.switching {
+        if !holds(&s.cond, &fe.rules.acls, cx) {
+            continue;
+        }
+        match &s.target {
+            SwitchTarget::Static(id) => return Some(*id),
+            SwitchTarget::Dynamic(lf) => {
+                render(lf, cx, &mut name);
+                match cx.core.plan.backend_named(&name) {
+                    Some(id) => return Some(id),
+                    None => break,
+                }
+            }
+        }
+    }
+    fe.default_backend
+}
