@@ -1,0 +1,412 @@
+//! The rules engine end to end: seeds 07 and 12, the routing half of seed 14, and each
+//! family of fetches, converters and actions, through the real binary and origins that
+//! echo what they received.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn seed_text(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../shared/seed-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("defaults\n", "global\n  nbthread 1\n\ndefaults\n")
+}
+
+/// The request head an echoing origin received.
+fn echoed(port: u16, raw: &str) -> (Response, String) {
+    let r = request(port, raw);
+    let text = r.text();
+    (r, text)
+}
+
+fn req(path: &str, host: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+#[test]
+fn seed_07_static_split_strips_the_prefix() {
+    let (a1, a2, t1, t2) = (
+        origin("apache1"),
+        origin("apache2"),
+        origin("tomcat1"),
+        origin("tomcat2"),
+    );
+    let port = free_port();
+    let text = seed_text("07-l7-static-split.cfg")
+        .replace("*:10080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:19001", &a1.addr.to_string())
+        .replace("127.0.0.1:19002", &a2.addr.to_string())
+        .replace("127.0.0.1:19011", &t1.addr.to_string())
+        .replace("127.0.0.1:19012", &t2.addr.to_string());
+    let _p = Percore::start(&text, port);
+    let (r, head) = echoed(port, &req("/static/css/site.css?echo=1", "x"));
+    assert!(
+        r.header("x-origin").unwrap().starts_with("apache"),
+        "{}",
+        r.head
+    );
+    assert!(
+        head.starts_with("GET /css/site.css?echo=1 HTTP/1.1"),
+        "{head}"
+    );
+    let r = get(port, "/img/42.png");
+    assert!(r.header("x-origin").unwrap().starts_with("apache"));
+    let r = get(port, "/img/x.png");
+    assert!(r.header("x-origin").unwrap().starts_with("tomcat"));
+    let r = get(port, "/app");
+    assert!(r.header("x-origin").unwrap().starts_with("tomcat"));
+    assert!(r
+        .header("set-cookie")
+        .unwrap()
+        .starts_with("SERVERID=tomcat"));
+}
+
+#[test]
+fn seed_12_proxy_chain_feeds_acls_and_forwarded_for() {
+    let app = origin("app");
+    let (port, lb1, lb2) = (free_port(), free_port(), free_port());
+    let text = seed_text("12-proxy-protocol-chain.cfg")
+        .replace("127.0.0.1:10080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:10180", &format!("127.0.0.1:{lb1}"))
+        .replace("127.0.0.1:10181", &format!("127.0.0.1:{lb2}"))
+        .replace("127.0.0.1:19001", &app.addr.to_string());
+    let _p = Percore::start(&text, port);
+    wait_port(lb1);
+    // Through the DMZ hop (v1 or v2 on the second hop), the client is 127.0.0.1.
+    for _ in 0..2 {
+        let (r, head) = echoed(port, &req("/?echo=1", "x"));
+        assert_eq!(r.status, 200);
+        assert!(head.contains("X-Forwarded-For: 127.0.0.1\r\n"), "{head}");
+    }
+    // A client in the blocked range, as the PROXY header says, is denied.
+    let mut s = connect(lb1);
+    s.write_all(b"PROXY TCP4 192.0.2.9 127.0.0.1 5000 80\r\n")
+        .unwrap();
+    s.write_all(req("/", "x").as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s, false).status, 403);
+    let mut s = connect(lb1);
+    s.write_all(b"PROXY TCP4 198.51.100.7 127.0.0.1 5000 80\r\n")
+        .unwrap();
+    s.write_all(req("/?echo=1", "x").as_bytes()).unwrap();
+    let r = read_response(&mut s, false);
+    assert!(
+        r.text().contains("X-Forwarded-For: 198.51.100.7\r\n"),
+        "{}",
+        r.text()
+    );
+}
+
+/// Seed 14's routing, without the TLS and DNS parts (which belong to later issues):
+/// allow-list, per-partner routing, prefix strip, Host rewrite, canary, dated switch,
+/// and a partner's spent `maxconn` answered at once.
+fn egress(port: u16, allowed: &str, switch_at: i64, servers: [&Origin; 4]) -> String {
+    format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 5m\n  timeout server 30s\n  timeout queue 1ms\n  retries 3\n\n\
+frontend egress\n  bind 127.0.0.1:{port}\n\
+  acl app_myback src {allowed}\n\
+  acl to_example_high path_beg /myback/prod/example/prod/www/high/\n\
+  acl to_example_low path_beg /myback/prod/example/prod/www/low/\n\
+  acl after_dc_switch date() ge {switch_at}\n\
+  http-request deny deny_status 403 unless app_myback\n\
+  use_backend example_dc2_high if to_example_high after_dc_switch\n\
+  use_backend example_high if to_example_high\n\
+  use_backend example_low if to_example_low\n\n\
+backend example_high\n  timeout server 10s\n\
+  http-request replace-path /myback/prod/example/prod/www/high(/.*) \\1\n\
+  http-request set-path /v2%[path] if {{ rand(100) lt 10 }}\n\
+  http-request set-header Host www.example.com\n\
+  server www {} maxconn 20\n\n\
+backend example_low\n\
+  http-request replace-path /myback/prod/example/prod/www/low(/.*) \\1\n\
+  http-request set-header Host www.example.com\n\
+  server www {} maxconn 1\n\n\
+backend example_dc2_high\n\
+  http-request replace-path /myback/prod/example/prod/www/high(/.*) \\1\n\
+  http-request set-header Host www.example.com\n\
+  server www {}\n\n\
+backend unused\n  server www {}\n",
+        servers[0].addr, servers[1].addr, servers[2].addr, servers[3].addr
+    )
+}
+
+#[test]
+fn seed_14_routing_half() {
+    let (high, low, dc2, unused) = (
+        origin("high"),
+        origin("low"),
+        origin("dc2"),
+        origin("unused"),
+    );
+    let port = free_port();
+    let future = 4_000_000_000;
+    let _p = Percore::start(
+        &egress(port, "127.0.0.0/8", future, [&high, &low, &dc2, &unused]),
+        port,
+    );
+    // Routing, prefix strip and Host rewrite.
+    let (r, head) = echoed(
+        port,
+        &req("/myback/prod/example/prod/www/low/api/x?echo=1", "egress"),
+    );
+    assert_eq!(r.header("x-origin").unwrap(), "low");
+    assert!(head.starts_with("GET /api/x?echo=1 HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("Host: www.example.com\r\n"), "{head}");
+    assert!(!head.contains("egress"), "{head}");
+    // No route: no default backend, 503.
+    assert_eq!(get(port, "/elsewhere").status, 503);
+    // The canary: about 10% of requests get /v2 in front of their path.
+    let n = 1000;
+    let mut canary = 0;
+    for _ in 0..n {
+        let (r, head) = echoed(
+            port,
+            &req("/myback/prod/example/prod/www/high/q?echo=1", "e"),
+        );
+        assert_eq!(r.header("x-origin").unwrap(), "high");
+        if head.starts_with("GET /v2/q?echo=1 ") {
+            canary += 1;
+        } else {
+            assert!(head.starts_with("GET /q?echo=1 "), "{head}");
+        }
+    }
+    assert!(
+        (60..=140).contains(&canary),
+        "{canary} of {n} went to the canary"
+    );
+    // A partner's spent maxconn is answered at once (timeout queue 1ms), not queued.
+    let slow =
+        std::thread::spawn(move || get(port, "/myback/prod/example/prod/www/low/slow?delay=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(get(port, "/myback/prod/example/prod/www/low/x").status, 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(slow.join().unwrap().status, 200);
+}
+
+#[test]
+fn seed_14_dated_switch_and_allow_list() {
+    let (high, low, dc2, unused) = (
+        origin("high"),
+        origin("low"),
+        origin("dc2"),
+        origin("unused"),
+    );
+    let port = free_port();
+    let past = 1_700_000_000;
+    let _p = Percore::start(
+        &egress(port, "127.0.0.0/8", past, [&high, &low, &dc2, &unused]),
+        port,
+    );
+    for _ in 0..20 {
+        let r = get(port, "/myback/prod/example/prod/www/high/q");
+        assert_eq!(r.header("x-origin").unwrap(), "dc2");
+    }
+    drop(_p);
+    let port = free_port();
+    let _p = Percore::start(
+        &egress(port, "10.0.0.0/8", past, [&high, &low, &dc2, &unused]),
+        port,
+    );
+    let r = get(port, "/myback/prod/example/prod/www/low/x");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        high.stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + low
+                .stats
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+fn start_with(frontend: &str, backend: &str, o: &Origin) -> (Percore, u16) {
+    let port = free_port();
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend be\n\nbackend be\n{backend}\n  server s0 {}\n",
+        o.addr
+    );
+    (Percore::start(&text, port), port)
+}
+
+#[test]
+fn header_and_uri_actions() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  http-request set-var(txn.site) req.hdr(host),lower,field(1,:)\n\
+  http-request set-header X-Site %[var(txn.site)]\n\
+  http-request add-header X-Added a\n\
+  http-request add-header X-Added b\n\
+  http-request del-header X-Secret\n\
+  http-request replace-header X-Tok ^bearer\\ (.*)$ token=\\1\n\
+  http-request replace-value X-List ^v(.)$ w\\1\n\
+  http-request set-query echo=1&q=%[url_param(id)]&m=%[method] if { url_param(id) -m found }\n\
+  http-request set-method POST if { path /post-me }",
+        "  http-request set-header X-Backend %[be_name]/%[fe_name]\n\
+  http-response set-header X-Resp %[status]\n\
+  http-response del-header X-Conn\n\
+  http-after-response add-header X-After yes",
+        &o,
+    );
+    let (r, head) = echoed(
+        port,
+        "GET /p?echo=1&id=7 HTTP/1.1\r\nHost: WWW.Site.Com:8080\r\nX-Secret: s\r\nX-Tok: bearer abc\r\nX-List: v1, v2,x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(head.starts_with("GET /p?echo=1&q=7&m=GET HTTP/1.1\r\n"), "{head}");
+    for want in [
+        "X-Site: www.site.com\r\n",
+        "X-Added: a\r\nX-Added: b\r\n",
+        "X-Tok: token=abc\r\n",
+        "X-List: w1, w2,x\r\n",
+        "X-Backend: be/fe\r\n",
+    ] {
+        assert!(head.contains(want), "no {want:?} in {head}");
+    }
+    assert!(!head.contains("X-Secret"), "{head}");
+    assert_eq!(r.header("x-resp").as_deref(), Some("200"));
+    assert_eq!(r.header("x-after").as_deref(), Some("yes"));
+    assert!(r.header("x-conn").is_none(), "{}", r.head);
+    let (_, head) = echoed(port, &req("/post-me?echo=1", "x"));
+    assert!(head.starts_with("POST /post-me?echo=1 "), "{head}");
+}
+
+#[test]
+fn deny_return_redirect_and_status() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  acl admin path_beg -i /admin\n\
+  acl ok_src src 127.0.0.1 ::1\n\
+  http-request deny deny_status 429 if admin ok_src { hdr_cnt(x-flood) gt 0 }\n\
+  http-request deny if admin\n\
+  http-request return status 200 content-type text/plain lf-string \"hello %[req.hdr(user-agent)]\" hdr X-Local yes if { path /hello }\n\
+  http-request redirect scheme https code 301 if { hdr(host) -m beg secure. }\n\
+  redirect prefix /new drop-query if { path_beg /old }\n\
+  http-request redirect location /moved/%[query] if { path /loc }",
+        "  http-response deny if { status 500 }\n\
+  http-response set-status 202 reason Taken if { res.hdr(x-origin) o }",
+        &o,
+    );
+    assert_eq!(
+        request(
+            port,
+            "GET /ADMIN/x HTTP/1.1\r\nHost: x\r\nX-Flood: 1\r\nConnection: close\r\n\r\n"
+        )
+        .status,
+        429
+    );
+    let r = get(port, "/admin");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        o.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // `return` keeps the connection: two answers on one connection.
+    let mut s = connect(port);
+    for _ in 0..2 {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nUser-Agent: t/1\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "hello t/1");
+        assert_eq!(r.header("x-local").as_deref(), Some("yes"));
+        assert_eq!(r.header("content-type").as_deref(), Some("text/plain"));
+    }
+    let r = request(
+        port,
+        "GET /a?b HTTP/1.1\r\nHost: secure.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("https://secure.example/a?b")
+    );
+    let r = get(port, "/old/page?x=1");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location").as_deref(), Some("/new/old/page"));
+    let r = get(port, "/loc?abc");
+    assert_eq!(r.header("location").as_deref(), Some("/moved/abc"));
+    let r = get(port, "/");
+    assert_eq!(r.status, 202);
+    assert!(r.head.starts_with("HTTP/1.1 202 Taken\r\n"), "{}", r.head);
+    assert_eq!(get(port, "/?status=500").status, 502);
+}
+
+#[test]
+fn dynamic_use_backend_maps_and_use_server() {
+    let (a, b, d, s2) = (
+        origin("a"),
+        origin("b"),
+        origin("default"),
+        origin("second"),
+    );
+    let port = free_port();
+    let map = temp_path("hosts.map");
+    std::fs::write(&map, "# host to backend\napi.example be_a\nexample be_b\n").unwrap();
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n\
+  use_backend %[req.hdr(host),lower,map_dom({})] if {{ req.hdr(host) -m found }} !{{ path /direct }}\n\
+  use_backend be_%[req.hdr(x-be)] if {{ path /direct }}\n\
+  default_backend be_default\n\n\
+backend be_a\n  server a {}\n\
+backend be_b\n  use-server second if {{ url_param(s) 2 }}\n  server b {}\n  server second {}\n\
+backend be_default\n  server d {}\n",
+        map.display(), a.addr, b.addr, s2.addr, d.addr
+    );
+    let _p = Percore::start(&text, port);
+    let origin_of = |raw: String| request(port, &raw).header("x-origin").unwrap();
+    assert_eq!(origin_of(req("/", "API.example")), "a");
+    assert_eq!(origin_of(req("/", "www.example")), "b");
+    assert_eq!(origin_of(req("/?s=2", "www.example")), "second");
+    assert_eq!(origin_of(req("/", "other.org")), "default");
+    let direct = |be: &str| {
+        format!("GET /direct HTTP/1.1\r\nHost: x\r\nX-Be: {be}\r\nConnection: close\r\n\r\n")
+    };
+    assert_eq!(origin_of(direct("a")), "a");
+    assert_eq!(origin_of(direct("nosuch")), "default");
+}
+
+#[test]
+fn tcp_request_connection_rules_and_tcp_switching() {
+    let (a, b) = (origin("a"), origin("b"));
+    let (port, tport) = (free_port(), free_port());
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend web\n  mode http\n  bind 127.0.0.1:{port}\n  tcp-request connection reject if {{ src 127.0.0.0/8 }} {{ dst_port {port} }}\n  default_backend ha\n\
+frontend raw\n  mode tcp\n  bind 127.0.0.1:{tport}\n  tcp-request connection set-var(sess.low) src_port,and(1)\n  use_backend ta if {{ var(sess.low) -m int 0 }}\n  default_backend tb\n\
+backend ha\n  mode http\n  server a {}\n\
+backend ta\n  mode tcp\n  server a {}\n\
+backend tb\n  mode tcp\n  server b {}\n",
+        a.addr, a.addr, b.addr
+    );
+    let _p = Percore::start(&text, tport);
+    // Rejected at accept: the connection closes with no answer.
+    let mut s = connect(port);
+    s.write_all(req("/", "x").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let n = std::io::Read::read_to_end(&mut s, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    // Even source ports go to a, odd ones to b.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let mut s = connect(tport);
+        let even = s.local_addr().unwrap().port() % 2 == 0;
+        s.write_all(req("/", "x").as_bytes()).unwrap();
+        let r = read_response(&mut s, false);
+        let want = if even { "a" } else { "b" };
+        assert_eq!(r.header("x-origin").unwrap(), want);
+        seen.insert(want);
+    }
+    assert!(!seen.is_empty());
+}
