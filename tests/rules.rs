@@ -401,7 +401,7 @@ backend tb\n  mode tcp\n  server b {}\n",
     let mut seen = std::collections::HashSet::new();
     for _ in 0..10 {
         let mut s = connect(tport);
-        let even = s.local_addr().unwrap().port() % 2 == 0;
+        let even = s.local_addr().unwrap().port().is_multiple_of(2);
         s.write_all(req("/", "x").as_bytes()).unwrap();
         let r = read_response(&mut s, false);
         let want = if even { "a" } else { "b" };
