@@ -263,7 +263,10 @@ fn header_and_uri_actions() {
         "GET /p?echo=1&id=7 HTTP/1.1\r\nHost: WWW.Site.Com:8080\r\nX-Secret: s\r\nX-Tok: bearer abc\r\nX-List: v1, v2,x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 200);
-    assert!(head.starts_with("GET /p?echo=1&q=7&m=GET HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.starts_with("GET /p?echo=1&q=7&m=GET HTTP/1.1\r\n"),
+        "{head}"
+    );
     for want in [
         "X-Site: www.site.com\r\n",
         "X-Added: a\r\nX-Added: b\r\n",

@@ -182,19 +182,13 @@ fn pick<'a>(
     count: i64,
     words: bool,
 ) -> Option<Value<'a>> {
-    let mut parts: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    for (i, c) in b.iter().enumerate() {
-        if delims.contains(c) {
-            parts.push((start, i));
-            start = i + 1;
-        }
-    }
-    parts.push((start, b.len()));
-    if words {
-        parts.retain(|(s, e)| s < e);
-    }
-    let n = parts.len() as i64;
+    let parts = || {
+        b.split(|c| delims.contains(c))
+            .map(|p| p.as_ptr() as usize - b.as_ptr() as usize)
+            .zip(b.split(|c| delims.contains(c)).map(<[u8]>::len))
+            .filter(move |(_, len)| !words || *len > 0)
+    };
+    let n = parts().count() as i64;
     let first = if index > 0 { index - 1 } else { n + index };
     if first < 0 || first >= n {
         return Some(Value::Str(Cow::Borrowed(b"")));
@@ -204,7 +198,9 @@ fn pick<'a>(
     } else {
         (first + count - 1).min(n - 1)
     };
-    let (from, to) = (parts[first as usize].0, parts[last as usize].1);
+    let (from, _) = parts().nth(first as usize)?;
+    let (at, len) = parts().nth(last as usize)?;
+    let to = at + len;
     Some(Value::Str(slice(b, from, to)))
 }
 
