@@ -383,17 +383,27 @@ backend be_default\n  server d {}\n",
 #[test]
 fn tcp_request_connection_rules_and_tcp_switching() {
     let (a, b) = (origin("a"), origin("b"));
-    let (port, tport) = (free_port(), free_port());
+    let (port, port2, tport) = (free_port(), free_port(), free_port());
     let text = format!(
         "global\n  nbthread 1\n\ndefaults\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
 frontend web\n  mode http\n  bind 127.0.0.1:{port}\n  tcp-request connection reject if {{ src 127.0.0.0/8 }} {{ dst_port {port} }}\n  default_backend ha\n\
+frontend web2\n  mode http\n  bind 127.0.0.1:{port2}\n  use_backend hb if {{ path /x }}\n  default_backend ha\n\
+backend hb\n  mode http\n  tcp-request content reject if TRUE\n  server a {}\n\
 frontend raw\n  mode tcp\n  bind 127.0.0.1:{tport}\n  tcp-request connection set-var(sess.low) src_port,and(1)\n  use_backend ta if {{ var(sess.low) -m int 0 }}\n  default_backend tb\n\
 backend ha\n  mode http\n  server a {}\n\
 backend ta\n  mode tcp\n  server a {}\n\
 backend tb\n  mode tcp\n  server b {}\n",
-        a.addr, a.addr, b.addr
+        a.addr, a.addr, a.addr, b.addr
     );
     let _p = Percore::start(&text, tport);
+    // A backend's `tcp-request content reject` closes an HTTP request's connection.
+    wait_port(port2);
+    assert_eq!(get(port2, "/").status, 200);
+    let mut s = connect(port2);
+    s.write_all(req("/x", "x").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let n = std::io::Read::read_to_end(&mut s, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf));
     // Rejected at accept: the connection closes with no answer.
     let mut s = connect(port);
     s.write_all(req("/", "x").as_bytes()).unwrap();

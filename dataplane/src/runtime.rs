@@ -325,6 +325,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let rules = &fe.rules;
     if !run_tcp(&rules.tcp_connection, &rules.acls, &env, &mut txn, &[])
         || !run_tcp(&rules.tcp_session, &rules.acls, &env, &mut txn, &[])
+        || !run_tcp(&rules.tcp_content, &rules.acls, &env, &mut txn, &buf)
     {
         return;
     }
@@ -336,12 +337,20 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             serving.await
         }
         Mode::Tcp => {
-            if !run_tcp(&rules.tcp_content, &rules.acls, &env, &mut txn, &buf) {
-                return;
-            }
             let Some(be) = switch_backend(fe, &env.context(&txn, &[], &[])) else {
                 return;
             };
+            if fe.own_backend != Some(be) {
+                let backend = &plan.backends[be];
+                let env = Env {
+                    be: Some(backend),
+                    ..env
+                };
+                let (set, acls) = (&backend.rules.tcp_content, &backend.rules.acls);
+                if !run_tcp(set, acls, &env, &mut txn, &buf) {
+                    return;
+                }
+            }
             let relaying = Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin));
             relaying.await
         }

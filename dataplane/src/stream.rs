@@ -33,7 +33,7 @@ use crate::pool::ServerKey;
 use crate::rules::http::{
     error_reply, run as run_http, run_redirects, Env, LocalReply, Messages, TxnState, Verdict,
 };
-use crate::rules::{holds, switch_backend};
+use crate::rules::{holds, run_tcp, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::rules::sample::{Side, VarScope};
@@ -323,6 +323,10 @@ impl<'a> Session<'a> {
         self.be = &plan.backends[be_id];
         if fe.own_backend != Some(be_id) {
             env.be = Some(self.be);
+            let rules = &self.be.rules;
+            if !run_tcp(&rules.tcp_content, &rules.acls, &env, &mut self.txn, &[]) {
+                return Err(LocalReply::close_silently());
+            }
             let pages = [&self.be.settings.errors, &fe.settings.errors];
             self.request_rule_set(&env, &self.be.rules, &pages)?;
         }
@@ -367,6 +371,9 @@ impl<'a> Session<'a> {
     /// Writes a reply percore made (after the `http-after-response` rules); returns
     /// whether it was written. `close` ends the connection after it.
     async fn send_reply(&mut self, mut reply: LocalReply, info: &RequestInfo, close: bool) -> bool {
+        if reply.head.is_empty() {
+            return false;
+        }
         if reply.tarpit {
             let t = &self.fe.settings.timeouts;
             let hold = first_set(&[t.tarpit, t.connect]).unwrap_or_default();

@@ -81,6 +81,18 @@ pub struct LocalReply {
     pub tarpit: bool,
 }
 
+impl LocalReply {
+    /// No answer at all: the connection is closed (a TCP `reject` on an HTTP request).
+    pub fn close_silently() -> Self {
+        Self {
+            head: Vec::new(),
+            body: Vec::new(),
+            close: true,
+            tarpit: false,
+        }
+    }
+}
+
 /// How a rule set ended.
 #[derive(Debug)]
 pub enum Verdict {
