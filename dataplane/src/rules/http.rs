@@ -189,14 +189,14 @@ pub fn run(
                 splice(msg.req, 0..len, &text);
             }
             HttpAction::SetStatus(code, why) => {
-                let line_end = start_line(msg.res).0.len() + 1;
-                let old_len = {
-                    let (_, s, r) = start_line(msg.res);
-                    s.len() + 1 + r.len()
-                };
+                // Status and reason: after the version, up to the end of the line.
+                let from = (start_line(msg.res).0.len() + 1).min(msg.res.len());
+                let to = memchr::memchr(b'\r', msg.res)
+                    .unwrap_or(msg.res.len())
+                    .max(from);
                 let why = why.as_deref().unwrap_or_else(|| reason(*code));
                 let new = format!("{code} {why}");
-                splice(msg.res, line_end..line_end + old_len, new.as_bytes());
+                splice(msg.res, from..to, new.as_bytes());
             }
             HttpAction::SetVar(name, s) => {
                 let v = sample(s, &cx).map(|v| v.into_owned());
@@ -431,5 +431,36 @@ fn redirect(r: &Redirect, cx: &Context<'_>) -> LocalReply {
         body: Vec::new(),
         close: false,
         tarpit: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parts_are_set() {
+        let mut req = b"GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+        set_uri(&mut req, UriPart::Path, b"/v2/a/b");
+        assert!(req.starts_with(b"GET /v2/a/b?x=1 HTTP/1.1\r\n"));
+        set_uri(&mut req, UriPart::Query, b"");
+        assert!(req.starts_with(b"GET /v2/a/b HTTP/1.1\r\n"));
+        set_uri(&mut req, UriPart::Query, b"y=2");
+        assert!(req.starts_with(b"GET /v2/a/b?y=2 HTTP/1.1\r\n"));
+        set_uri(&mut req, UriPart::Pathq, b"/z");
+        assert!(req.starts_with(b"GET /z HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn header_values_are_replaced() {
+        let mut head = b"GET / HTTP/1.1\r\nX-L: v1, v2,x\r\n\r\n".to_vec();
+        let r = HeaderReplace {
+            name: "x-l".into(),
+            regex: regex::bytes::Regex::new("^v(.)$").unwrap(),
+            replace: Default::default(),
+            each_value: true,
+        };
+        replace_header(&mut head, &r, b"w\\1");
+        assert_eq!(head, b"GET / HTTP/1.1\r\nX-L: w1, w2,x\r\n\r\n");
     }
 }
