@@ -59,7 +59,7 @@ pub async fn run(plan: Arc<Plan>, be_id: usize, s_id: usize) {
                     };
                     eprintln!(
                         "[WARNING]  ({}) : Server {}/{} is UP, reason: {reason}, check duration: {took}ms. {} active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
-                        std::process::id(), be.name, sp.name, usable(be)
+                        std::process::id(), be.name, sp.name, be.usable_servers()
                     );
                 }
             }
@@ -70,9 +70,9 @@ pub async fn run(plan: Arc<Plan>, be_id: usize, s_id: usize) {
                     set_state(be, sp, false);
                     eprintln!(
                         "[WARNING]  ({}) : Server {}/{} is DOWN, reason: {}, info: \"{}\", check duration: {took}ms. {} active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
-                        std::process::id(), be.name, sp.name, f.reason, f.info, usable(be)
+                        std::process::id(), be.name, sp.name, f.reason, f.info, be.usable_servers()
                     );
-                    if usable(be) == 0 {
+                    if be.usable_servers() == 0 {
                         eprintln!(
                             "[ALERT]    ({}) : backend '{}' has no server available!",
                             std::process::id(),
@@ -88,13 +88,6 @@ pub async fn run(plan: Arc<Plan>, be_id: usize, s_id: usize) {
 fn set_state(be: &Backend, sp: &ServerPlan, up: bool) {
     sp.up.store(up, Ordering::Release);
     be.epoch.fetch_add(1, Ordering::AcqRel);
-}
-
-fn usable(be: &Backend) -> usize {
-    be.servers
-        .iter()
-        .filter(|s| s.up.load(Ordering::Acquire) && s.weight > 0)
-        .count()
 }
 
 /// One check: a connection, and with `option httpchk` a request whose status must be

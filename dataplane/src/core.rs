@@ -87,17 +87,16 @@ impl View {
     /// The current view of `be`.
     pub fn of(be: &Backend) -> Self {
         let epoch = be.epoch.load(Ordering::Acquire);
-        let usable = |s: &crate::plan::ServerPlan| s.weight > 0 && s.up.load(Ordering::Acquire);
-        let active = be.servers.iter().any(|s| !s.backup && usable(s));
+        let active = be.servers.iter().any(|s| !s.backup && s.usable());
         // Backups take over only when no active server is left: all of them with
         // `option allbackups`, otherwise only the first usable one.
-        let first_backup = be.servers.iter().position(|s| s.backup && usable(s));
+        let first_backup = be.servers.iter().position(|s| s.backup && s.usable());
         let weights: Vec<u32> = be
             .servers
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let takes = usable(s)
+                let takes = s.usable()
                     && if active {
                         !s.backup
                     } else {

@@ -10,7 +10,7 @@ use percore_config::{
     HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,6 +200,20 @@ pub struct ServerPlan {
     /// Whether the server takes traffic: set by the executor that owns its checks,
     /// read by every executor's balancer.
     pub up: AtomicBool,
+}
+
+impl ServerPlan {
+    /// Whether the server takes traffic now: up, and with a non-zero weight.
+    pub fn usable(&self) -> bool {
+        self.weight > 0 && self.up.load(Ordering::Acquire)
+    }
+}
+
+impl Backend {
+    /// How many of the backend's servers take traffic now (`nbsrv`).
+    pub fn usable_servers(&self) -> usize {
+        self.servers.iter().filter(|s| s.usable()).count()
+    }
 }
 
 /// Custom error responses from `errorfile`, by status code.

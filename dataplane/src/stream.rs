@@ -490,11 +490,10 @@ impl<'a> Session<'a> {
             return Choice::Server(i);
         }
         let persisted = presented.and_then(|v| {
-            self.be.servers.iter().position(|s| {
-                s.cookie.as_deref() == Some(v)
-                    && s.weight > 0
-                    && s.up.load(std::sync::atomic::Ordering::Acquire)
-            })
+            self.be
+                .servers
+                .iter()
+                .position(|s| s.cookie.as_deref() == Some(v) && s.usable())
         });
         match persisted {
             Some(i) => Choice::Server(i),
@@ -513,8 +512,7 @@ impl<'a> Session<'a> {
         };
         let cx = env.context(&self.txn, &self.req_head, &[]);
         self.be.use_server.iter().find_map(|(i, cond)| {
-            let s = &self.be.servers[*i];
-            let usable = s.weight > 0 && s.up.load(std::sync::atomic::Ordering::Acquire);
+            let usable = self.be.servers[*i].usable();
             (usable && holds(cond, &self.be.rules.acls, &cx)).then_some(*i)
         })
     }

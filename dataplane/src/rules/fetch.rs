@@ -45,7 +45,7 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
         BeId => int(cx.be.map_or(cx.fe.id, |be| be.id)),
         SrvName => Some(Value::str(cx.be?.servers[cx.server?].name.as_bytes())),
         SrvId => int(cx.be?.servers[cx.server?].id as usize),
-        Nbsrv(b) => int(backend(cx, b)?.servers.iter().filter(|s| usable(s)).count()),
+        Nbsrv(b) => int(backend(cx, b)?.usable_servers()),
         BeConn(b) => int(backend(cx, b)?
             .servers
             .iter()
@@ -54,13 +54,13 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
         Queue(b) => int(queued(backend(cx, b)?)),
         AvgQueue(b) => {
             let be = backend(cx, b)?;
-            let up = be.servers.iter().filter(|s| usable(s)).count();
+            let up = be.usable_servers();
             int(queued(be).div_ceil(up.max(1)))
         }
         Connslots(b) => {
             let be = backend(cx, b)?;
             let mut free = 0i64;
-            for s in be.servers.iter().filter(|s| usable(s)) {
+            for s in be.servers.iter().filter(|s| s.usable()) {
                 let Some(max) = s.maxconn else {
                     return Some(Value::Int(-1));
                 };
@@ -76,7 +76,7 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
         SrvIsUp(b, name) => {
             let be = backend(cx, b)?;
             let s = be.servers.iter().find(|s| s.name == *name)?;
-            Some(Value::Bool(usable(s)))
+            Some(Value::Bool(s.usable()))
         }
         Method => Some(Value::str(start_line(cx.req).0)),
         Path => Some(Value::str(Target::of(start_line(cx.req).1).path())),
@@ -239,13 +239,12 @@ fn url_param<'t>(target: &'t [u8], name: Option<&str>) -> Option<&'t [u8]> {
 
 fn backend<'a>(cx: &Context<'a>, name: &Option<String>) -> Option<&'a Backend> {
     match name {
-        Some(n) => cx.core.plan.backends.iter().find(|b| b.name == *n),
+        Some(n) => {
+            let plan = &cx.core.plan;
+            plan.backend_named(n.as_bytes()).map(|id| &plan.backends[id])
+        }
         None => cx.be,
     }
-}
-
-fn usable(s: &crate::plan::ServerPlan) -> bool {
-    s.weight > 0 && s.up.load(Ordering::Acquire)
 }
 
 fn queued(be: &Backend) -> usize {
