@@ -203,10 +203,7 @@ pub fn source_hash(ip: std::net::IpAddr, h: HashType) -> u32 {
 /// `balance url_param NAME`: the value of the first `NAME=` parameter of the query.
 pub fn url_param<'t>(target: &'t [u8], name: &str) -> Option<&'t [u8]> {
     let query = &target[target.iter().position(|&c| c == b'?')? + 1..];
-    query.split(|&c| c == b'&').find_map(|pair| {
-        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-        Some(value)
-    })
+    crate::http::message::query_param(query, Some(name), b"&")
 }
 
 /// `balance hdr(NAME)`: the first value of the first `NAME` header of a head, empty

@@ -197,10 +197,13 @@ pub enum Fetch {
     ResVer,
     /// `req.proto_http`: the request was parsed as HTTP.
     ProtoHttp,
-    /// `url_param([NAME])`, `urlp_val([NAME])`.
+    /// `url_param([NAME[,DELIM]])`, `urlp_val([NAME[,DELIM]])`.
     UrlParam {
         /// The parameter, or the first one.
         name: Option<String>,
+        /// `DELIM`: also starts the parameters (like `?`) and ends a value (like `&`
+        /// and `;`).
+        delim: Option<u8>,
         /// `urlp_val`: as an integer.
         int: bool,
     },
@@ -748,8 +751,19 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
         "req.proto_http" | "req_proto_http" => none(ProtoHttp),
         "url_param" | "urlp" | "urlp_val" => {
             arity(name, args, 0, 2)?;
+            let delim = match opt(args, 1).as_deref().map(str::as_bytes) {
+                None => None,
+                Some(&[d]) => Some(d),
+                Some(_) => {
+                    return Err(format!(
+                        "'{name}' delimiter must be one character, got '{}'",
+                        args[1]
+                    ))
+                }
+            };
             Ok(UrlParam {
                 name: opt(args, 0),
+                delim,
                 int: name == "urlp_val",
             })
         }
@@ -1006,5 +1020,6 @@ mod tests {
         assert!(parse("path(1)").unwrap_err().contains("'path'"));
         assert!(parse("hdr(host").is_err());
         assert!(parse("var(foo)").unwrap_err().contains("scope"));
+        assert!(parse("url_param(id,ab)").unwrap_err().contains("'ab'"));
     }
 }

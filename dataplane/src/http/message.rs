@@ -165,6 +165,16 @@ impl<'t> Target<'t> {
     }
 }
 
+/// The value of parameter `name` (the first parameter when `None`) in a query string
+/// whose parameters end at any byte of `seps`.
+pub fn query_param<'q>(query: &'q [u8], name: Option<&str>, seps: &[u8]) -> Option<&'q [u8]> {
+    query.split(|c| seps.contains(c)).find_map(|pair| {
+        let eq = pair.iter().position(|&c| c == b'=')?;
+        name.is_none_or(|n| &pair[..eq] == n.as_bytes())
+            .then_some(&pair[eq + 1..])
+    })
+}
+
 /// Where the request target lies in the head.
 pub fn target_range(head: &[u8]) -> Range<usize> {
     let (m, t, _) = start_line(head);

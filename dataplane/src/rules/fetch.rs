@@ -3,7 +3,7 @@
 
 use super::value::Value;
 use super::Context;
-use crate::http::message::{header_lines, header_values, start_line, trim, Target};
+use crate::http::message::{header_lines, header_values, query_param, start_line, trim, Target};
 use crate::plan::Backend;
 use percore_config::rules::sample::{Fetch, HeaderForm, Side};
 use std::borrow::Cow;
@@ -94,8 +94,8 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
         ReqVer => version(start_line(cx.req).2),
         ResVer => version(start_line(cx.res).0),
         ProtoHttp => Some(Value::Bool(!cx.req.is_empty())),
-        UrlParam { name, int } => {
-            let v = url_param(start_line(cx.req).1, name.as_deref())?;
+        UrlParam { name, delim, int } => {
+            let v = url_param(start_line(cx.req).1, name.as_deref(), *delim)?;
             if *int {
                 Some(Value::Int(super::value::leading_int(v)?))
             } else {
@@ -227,21 +227,22 @@ fn version(v: &[u8]) -> Option<Value<'_>> {
     v.strip_prefix(b"HTTP/").map(Value::str)
 }
 
-/// The value of query parameter `name` (the first parameter when `None`).
-fn url_param<'t>(target: &'t [u8], name: Option<&str>) -> Option<&'t [u8]> {
-    let query = Target::of(target).query()?;
-    query.split(|&c| c == b'&' || c == b';').find_map(|pair| {
-        let eq = pair.iter().position(|&c| c == b'=')?;
-        name.is_none_or(|n| &pair[..eq] == n.as_bytes())
-            .then_some(&pair[eq + 1..])
-    })
+/// `url_param`: the parameters start after `?` (or `delim`) in the path and end at
+/// `&`, `;` or `delim`.
+fn url_param<'t>(target: &'t [u8], name: Option<&str>, delim: Option<u8>) -> Option<&'t [u8]> {
+    let path_start = Target::of(target).path_start;
+    let starts = |c: &u8| *c == b'?' || Some(*c) == delim;
+    let query = &target[path_start + target[path_start..].iter().position(starts)? + 1..];
+    let seps = [b'&', b';', delim.unwrap_or(b'&')];
+    query_param(query, name, &seps)
 }
 
 fn backend<'a>(cx: &Context<'a>, name: &Option<String>) -> Option<&'a Backend> {
     match name {
         Some(n) => {
             let plan = &cx.core.plan;
-            plan.backend_named(n.as_bytes()).map(|id| &plan.backends[id])
+            plan.backend_named(n.as_bytes())
+                .map(|id| &plan.backends[id])
         }
         None => cx.be,
     }
@@ -252,4 +253,24 @@ fn queued(be: &Backend) -> usize {
         .iter()
         .map(|s| s.queued.load(Ordering::Relaxed) as usize)
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_param;
+
+    #[test]
+    fn url_parameters_and_delimiters() {
+        assert_eq!(url_param(b"/p?a=1;id=2", Some("id"), None), Some(&b"2"[..]));
+        assert_eq!(url_param(b"/p?a=1", None, None), Some(&b"1"[..]));
+        assert_eq!(
+            url_param(b"/p|id=3|b=4", Some("id"), Some(b'|')),
+            Some(&b"3"[..])
+        );
+        assert_eq!(url_param(b"/p|id=3", Some("id"), None), None);
+        assert_eq!(
+            url_param(b"http://h/p?id=5", Some("id"), None),
+            Some(&b"5"[..])
+        );
+    }
 }
