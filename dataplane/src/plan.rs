@@ -225,6 +225,15 @@ impl ErrorPages {
     pub fn get(&self, status: u16) -> Option<&Arc<[u8]>> {
         self.0.iter().find(|(s, _)| *s == status).map(|(_, r)| r)
     }
+
+    /// The whole response for `status`: the first custom one among `pages` (the
+    /// backend's, then the frontend's), else the built-in one.
+    pub fn response(pages: &[&ErrorPages], status: u16) -> Vec<u8> {
+        match pages.iter().find_map(|p| p.get(status)) {
+            Some(custom) => custom.to_vec(),
+            None => crate::http::errors::builtin(status),
+        }
+    }
 }
 
 impl Plan {

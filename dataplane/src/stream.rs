@@ -19,7 +19,6 @@ use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::connect::{connect, Choice, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
-use crate::http::errors::builtin;
 use crate::http::head::{
     finish_request, parse_request, parse_response, Limits, RequestEdits, RequestInfo,
 };
@@ -1031,10 +1030,7 @@ impl ResponsePath<'_> {
 /// Writes an error response (a configured `errorfile` or the built-in one), then
 /// lingers so the client reads it before the connection closes.
 async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) {
-    let body: Vec<u8> = match pages.iter().find_map(|p| p.get(status)) {
-        Some(custom) => custom.to_vec(),
-        None => builtin(status),
-    };
+    let body = ErrorPages::response(pages, status);
     let mut wd = Watchdog::default();
     let _ = write_all(client, body, wd.until(deadline(Some(ERROR_WRITE_LIMIT)))).await;
     linger(client).await;

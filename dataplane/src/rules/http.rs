@@ -355,11 +355,7 @@ fn local_reply(reply: &Reply, cx: &Context<'_>, pages: &[&ErrorPages]) -> LocalR
 /// The error page for `status` (a configured `errorfile` or the built-in one) as a
 /// reply that closes the connection.
 pub fn error_reply(status: u16, pages: &[&ErrorPages]) -> LocalReply {
-    let page = match pages.iter().find_map(|p| p.get(status)) {
-        Some(custom) => custom.to_vec(),
-        None => builtin(status),
-    };
-    split_reply(page)
+    split_reply(ErrorPages::response(pages, status))
 }
 
 /// Splits a complete response (an error page) into head and body.
