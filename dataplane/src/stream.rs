@@ -30,7 +30,8 @@ use crate::io::{
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use crate::rules::http::{
-    error_reply, run as run_http, run_redirects, Env, LocalReply, Messages, TxnState, Verdict,
+    after_response, error_reply, respond, run as run_http, run_redirects, Env, LocalReply,
+    Messages, TxnState, Verdict,
 };
 use crate::rules::{holds, run_tcp, switch_backend};
 use compio::net::TcpStream;
@@ -416,19 +417,9 @@ impl<'a> Session<'a> {
             res: head,
             side: Side::Response,
         };
-        let be_rules = (self.fe.own_backend != Some(self.be_id)).then_some(&self.be.rules);
+        let own_backend = self.fe.own_backend == Some(self.be_id);
         let pages = [&self.be.settings.errors, &self.fe.settings.errors];
-        for rules in be_rules.into_iter().chain([&self.fe.rules]) {
-            // A reply from these rules is not applied: the response is already decided.
-            let _ = run_http(
-                &rules.http_after_response,
-                &rules.acls,
-                env,
-                &mut self.txn,
-                &mut msg,
-                &pages,
-            );
-        }
+        after_response(env, own_backend, &mut self.txn, &mut msg, &pages);
     }
 
     /// Gets a server connection for the current request.
@@ -889,33 +880,7 @@ impl ResponsePath<'_> {
             res: self.head,
             side: Side::Response,
         };
-        let be_rules = (!self.own_backend).then_some(&self.be.rules);
-        let sets = be_rules.into_iter().chain([&self.fe.rules]);
-        for rules in sets.clone() {
-            let verdict = run_http(
-                &rules.http_response,
-                &rules.acls,
-                &env,
-                self.txn,
-                &mut msg,
-                &pages,
-            );
-            if let Verdict::Reply(r) = verdict {
-                return Verdict::Reply(r);
-            }
-        }
-        for rules in sets {
-            // A reply from these rules is not applied: the response is already decided.
-            let _ = run_http(
-                &rules.http_after_response,
-                &rules.acls,
-                &env,
-                self.txn,
-                &mut msg,
-                &pages,
-            );
-        }
-        Verdict::Continue
+        respond(&env, self.own_backend, self.txn, &mut msg, &pages)
     }
 
     fn fail(&self, status: u16) -> ResponseFail {

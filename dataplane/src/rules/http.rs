@@ -16,7 +16,7 @@ use percore_config::rules::action::{
     HeaderReplace, HttpAction, Redirect, RedirectKind, Reply, ReplyBody, TimeoutKind, UriPart,
 };
 use percore_config::rules::sample::Side;
-use percore_config::rules::Rule;
+use percore_config::rules::{Rule, Rules};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -215,6 +215,45 @@ pub fn run(
         }
     }
     Verdict::Continue
+}
+
+/// The rule sets a response passes through, in HAProxy's order: the backend's, then the
+/// frontend's. The backend half of a `listen` is its frontend: its rules run once.
+fn response_sets<'r>(env: &Env<'r>, own_backend: bool) -> impl Iterator<Item = &'r Rules> + Clone {
+    let be = env.be.filter(|_| !own_backend).map(|b| &b.rules);
+    be.into_iter().chain([&env.fe.rules])
+}
+
+/// Runs the `http-response` rules, then the `http-after-response` rules, on a response
+/// from a server.
+pub fn respond(
+    env: &Env<'_>,
+    own_backend: bool,
+    st: &mut TxnState,
+    msg: &mut Messages<'_>,
+    pages: &[&ErrorPages],
+) -> Verdict {
+    for rules in response_sets(env, own_backend) {
+        if let Verdict::Reply(r) = run(&rules.http_response, &rules.acls, env, st, msg, pages) {
+            return Verdict::Reply(r);
+        }
+    }
+    after_response(env, own_backend, st, msg, pages);
+    Verdict::Continue
+}
+
+/// Runs the `http-after-response` rules on a response (a server's, or one percore made).
+/// A reply from these rules is not applied: the response is already decided.
+pub fn after_response(
+    env: &Env<'_>,
+    own_backend: bool,
+    st: &mut TxnState,
+    msg: &mut Messages<'_>,
+    pages: &[&ErrorPages],
+) {
+    for rules in response_sets(env, own_backend) {
+        let _ = run(&rules.http_after_response, &rules.acls, env, st, msg, pages);
+    }
 }
 
 /// `deny` closes the client connection, as HAProxy does; `return` does not.
