@@ -3,7 +3,7 @@
 //! are defined in the same language and added to a proxy when first used.
 
 use super::pattern::{IntOp, MatchMethod, PatternList};
-use super::sample::{fetch, split_top, Fetch, Needs, Sample};
+use super::sample::{call, fetch, split_top, Fetch, Needs, Sample};
 use super::FileReader;
 
 /// One ACL line's test: a sample and the patterns it is compared with.
@@ -125,17 +125,10 @@ impl Acls {
 }
 
 /// The fetch and match method of a derived keyword such as `path_beg` or `hdr_sub(host)`.
-fn derived(call: &str) -> Result<Option<(Fetch, MatchMethod)>, String> {
-    let (name, args) = match call.find('(') {
-        Some(open) if call.ends_with(')') => (&call[..open], &call[open + 1..call.len() - 1]),
-        _ => (call, ""),
-    };
-    let Some((base, suffix)) = name.rsplit_once('_') else {
-        return Ok(None);
-    };
-    let Some(method) = MatchMethod::parse(suffix) else {
-        return Ok(None);
-    };
+fn derived(text: &str) -> Option<(Fetch, MatchMethod)> {
+    let (name, args) = call(text).ok()?;
+    let (base, suffix) = name.rsplit_once('_')?;
+    let method = MatchMethod::parse(suffix)?;
     if !matches!(
         method,
         MatchMethod::Beg
@@ -146,28 +139,20 @@ fn derived(call: &str) -> Result<Option<(Fetch, MatchMethod)>, String> {
             | MatchMethod::Reg
             | MatchMethod::Len
     ) {
-        return Ok(None);
+        return None;
     }
     let base = match base {
         "urlp" => "url_param",
         other => other,
     };
-    let args: Vec<String> = if args.is_empty() {
-        Vec::new()
-    } else {
-        args.split(',').map(String::from).collect()
-    };
-    match fetch(base, &args) {
-        Ok(f) => Ok(Some((f, method))),
-        Err(_) => Ok(None),
-    }
+    Some((fetch(base, &args).ok()?, method))
 }
 
 /// Parses `CRITERION [FLAGS] [OPERATOR] [VALUES]`.
 fn parse_test(words: &[String], files: FileReader<'_>) -> Result<AclTest, String> {
     let criterion = &words[0];
     let calls = split_top(criterion, b',')?;
-    let (sample, mut method) = match derived(calls[0])? {
+    let (sample, mut method) = match derived(calls[0]) {
         Some((fetch, method)) => (
             Sample::with_converters(fetch, &calls[1..], files)?,
             Some(method),
@@ -246,14 +231,7 @@ fn parse_test(words: &[String], files: FileReader<'_>) -> Result<AclTest, String
 mod tests {
     use super::*;
     use crate::rules::sample::HeaderForm;
-
-    fn no_files(f: &str) -> Result<String, String> {
-        Err(format!("no file {f}"))
-    }
-
-    fn words(s: &str) -> Vec<String> {
-        s.split(' ').map(String::from).collect()
-    }
+    use crate::rules::test_support::{no_files, words};
 
     #[test]
     fn derived_keywords_pick_fetch_and_method() {

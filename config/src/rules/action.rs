@@ -532,14 +532,7 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn no_files(f: &str) -> Result<String, String> {
-        Err(format!("no file {f}"))
-    }
-
-    fn words(s: &str) -> Vec<String> {
-        s.split(' ').map(String::from).collect()
-    }
+    use crate::rules::test_support::{no_files, words};
 
     fn req(s: &str) -> Result<HttpAction, String> {
         http_action(HttpRuleSet::Request, &words(s), &no_files)

@@ -103,14 +103,7 @@ pub fn split_condition(words: &[String]) -> (&[String], Option<&[String]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn no_files(f: &str) -> Result<String, String> {
-        Err(format!("no file {f}"))
-    }
-
-    fn words(s: &str) -> Vec<String> {
-        s.split(' ').map(String::from).collect()
-    }
+    use crate::rules::test_support::{no_files, words};
 
     #[test]
     fn or_and_not_and_braces() {

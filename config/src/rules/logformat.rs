@@ -84,11 +84,11 @@ impl LogFormat {
             let var = &text[i..i + len];
             i += len;
             match ALIASES.iter().find(|(a, _)| *a == var) {
-                Some((_, f)) => parts.push(LfPart::Sample(Sample {
-                    fetch: fetch(f, &[])?,
-                    converters: Vec::new(),
-                    output: fetch(f, &[])?.output(),
-                })),
+                Some((_, f)) => parts.push(LfPart::Sample(Sample::with_converters(
+                    fetch(f, &[])?,
+                    &[],
+                    files,
+                )?)),
                 None if var.is_empty() => {
                     return Err(format!("a '%' in log-format '{text}' is not followed by a variable (write '%%' for a percent sign)"))
                 }
@@ -149,9 +149,10 @@ fn closing_bracket(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::test_support::no_files;
 
     fn parse(s: &str) -> Result<LogFormat, String> {
-        LogFormat::parse(s, &|f| Err(format!("no file {f}")))
+        LogFormat::parse(s, &no_files)
     }
 
     #[test]

@@ -24,6 +24,20 @@ pub fn read_file(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read '{path}': {e}"))
 }
 
+/// Helpers shared by the rule modules' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A file reader for tests that name no file.
+    pub fn no_files(f: &str) -> Result<String, String> {
+        Err(format!("no file {f}"))
+    }
+
+    /// A configuration line's words, split on single spaces.
+    pub fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+}
+
 /// One rule: an action, applied when its condition holds.
 #[derive(Debug, Clone)]
 pub struct Rule<A> {

@@ -549,7 +549,7 @@ pub(crate) fn split_top(text: &str, sep: u8) -> Result<Vec<&str>, String> {
 }
 
 /// Splits `name(a,b)` into the name and its unquoted, unescaped arguments.
-fn call(text: &str) -> Result<(&str, Vec<String>), String> {
+pub(crate) fn call(text: &str) -> Result<(&str, Vec<String>), String> {
     let Some(open) = text.find('(') else {
         check_word(text)?;
         return Ok((text, Vec::new()));
@@ -980,9 +980,10 @@ fn map_kind(name: &str) -> Result<(MatchMethod, SampleType), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::test_support::no_files;
 
     fn parse(s: &str) -> Result<Sample, String> {
-        Sample::parse(s, &|f| Err(format!("no file {f}")))
+        Sample::parse(s, &no_files)
     }
 
     #[test]
