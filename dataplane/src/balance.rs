@@ -149,13 +149,16 @@ pub fn random(
     load: impl Fn(usize) -> u32,
 ) -> Option<usize> {
     (0..draws.max(1))
-        .filter_map(|_| {
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 7;
-            *rng ^= *rng << 17;
-            map.get((*rng >> 32) as u32)
-        })
+        .filter_map(|_| map.get((xorshift(rng) >> 32) as u32))
         .min_by_key(|&i| load(i))
+}
+
+/// One step of a xorshift64 generator: advances `state` and returns it.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// The part of a request target `balance uri` hashes, with its options applied.

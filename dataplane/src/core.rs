@@ -63,11 +63,9 @@ impl Core {
 impl Core {
     /// The next number of this executor's xorshift generator (`rand()`, `random`).
     pub fn random(&self) -> u64 {
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
+        let mut state = self.rng.get();
+        let x = crate::balance::xorshift(&mut state);
+        self.rng.set(state);
         x
     }
 }
