@@ -240,7 +240,9 @@ impl Plan {
     /// Compiles a validated configuration.
     pub fn compile(config: &Config) -> Result<Plan, PlanError> {
         let mut backends = Vec::new();
-        for p in config.proxies.iter().filter(|p| p.kind.has_backend()) {
+        // A proxy's `id` is its position among all proxies, from 1.
+        let proxies = config.proxies.iter().enumerate().map(|(i, p)| (i + 1, p));
+        for (id, p) in proxies.clone().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
             for s in &p.servers {
                 let addr = (s.host.as_str(), s.port)
@@ -283,7 +285,7 @@ impl Plan {
                 .collect();
             backends.push(Backend {
                 name: p.name.clone(),
-                id: proxy_id(config, p),
+                id,
                 rules: p.rules.clone(),
                 use_server,
                 mode: p.mode,
@@ -301,17 +303,11 @@ impl Plan {
             });
         }
         let backend_id = |name: &str| -> Option<BackendId> {
-            config
-                .proxies
-                .iter()
-                .filter(|p| p.kind.has_backend())
-                .position(|p| p.name == name)
+            backends.iter().position(|b: &Backend| b.name == name)
         };
-        let frontends = config
-            .proxies
-            .iter()
-            .filter(|p| p.kind.has_frontend())
-            .map(|p| {
+        let frontends = proxies
+            .filter(|(_, p)| p.kind.has_frontend())
+            .map(|(id, p)| {
                 let own_backend = (p.kind == ProxyKind::Listen)
                     .then(|| backend_id(&p.name))
                     .flatten();
@@ -337,7 +333,7 @@ impl Plan {
                     .collect();
                 Frontend {
                     name: p.name.clone(),
-                    id: proxy_id(config, p),
+                    id,
                     mode: p.mode,
                     binds: p.binds.clone(),
                     maxconn: p.maxconn,
@@ -362,15 +358,6 @@ impl Plan {
                 .unwrap_or(config.global.maxconn as usize / 4),
         })
     }
-}
-
-/// A proxy's number: its position among all proxies, from 1, unless `id` is set.
-fn proxy_id(config: &Config, p: &percore_config::Proxy) -> usize {
-    config
-        .proxies
-        .iter()
-        .position(|q| std::ptr::eq(q, p))
-        .map_or(0, |i| i + 1)
 }
 
 impl Plan {
