@@ -212,14 +212,13 @@ pub fn url_param<'t>(target: &'t [u8], name: &str) -> Option<&'t [u8]> {
 /// `balance hdr(NAME)`: the first value of the first `NAME` header of a head, empty
 /// values counting as absent.
 pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
-    head.split(|&c| c == b'\n').skip(1).find_map(|line| {
-        let (n, v) = line.split_at(line.iter().position(|&c| c == b':')?);
-        if !n.eq_ignore_ascii_case(name.as_bytes()) {
-            return None;
-        }
-        let v = v[1..].split(|&c| c == b',').next()?.trim_ascii();
-        (!v.is_empty()).then_some(v)
-    })
+    use crate::http::message::{header_lines, trim};
+    header_lines(head)
+        .filter(|h| head[h.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
+        .find_map(|h| {
+            let v = trim(head[h.value].split(|&c| c == b',').next()?);
+            (!v.is_empty()).then_some(v)
+        })
 }
 
 /// Hashes `key` as HAProxy's `hash-type map-based` does.
