@@ -36,7 +36,7 @@ use crate::rules::http::{
 use crate::rules::{holds, run_tcp, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
-use percore_config::rules::sample::{Side, VarScope};
+use percore_config::rules::sample::Side;
 use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
@@ -294,9 +294,7 @@ impl<'a> Session<'a> {
 
     /// Forgets what the previous request's rules set.
     fn new_transaction(&mut self) {
-        for scope in [VarScope::Txn, VarScope::Req, VarScope::Res] {
-            self.txn.vars.clear(scope);
-        }
+        self.txn.vars.end_transaction();
         self.txn.src = self.origin.src;
         self.txn.server_timeout = None;
         self.txn.tunnel_timeout = None;

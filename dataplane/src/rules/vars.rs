@@ -30,8 +30,8 @@ impl Vars {
         self.list.retain(|(n, _)| n != name);
     }
 
-    /// Forgets every variable of `scope`.
-    pub fn clear(&mut self, scope: VarScope) {
-        self.list.retain(|(n, _)| n.scope != scope);
+    /// Forgets the variables of a finished transaction: all but the `sess` ones.
+    pub fn end_transaction(&mut self) {
+        self.list.retain(|(n, _)| n.scope == VarScope::Sess);
     }
 }
