@@ -14,13 +14,18 @@ command -v valgrind >/dev/null || { echo "needs: apt-get install valgrind" >&2; 
 cargo build --release --workspace --quiet
 ./target/release/percore-bench origin --listen 127.0.0.1:19001 >/dev/null &
 origin=$!
-trap 'kill $origin 2>/dev/null; pkill -f "valgrind --tool=callgrind" 2>/dev/null || true' EXIT
+proxy=
+# The proxy is killed (SIGKILL: it may not stop on SIGTERM under valgrind, and its
+# counters are already dumped) by its own pid: a name pattern missed valgrind's real process
+# name (valgrind.bin), left proxies running, and those shared the port with later runs.
+trap 'kill -9 $origin ${proxy:-} 2>/dev/null || true' EXIT
 rm -f "$out"*
 case $who in
   percore) valgrind --tool=callgrind --callgrind-out-file="$out" ./target/release/percore -d -f "$cfg" >/dev/null 2>&1 & ;;
   haproxy) valgrind --tool=callgrind --callgrind-out-file="$out" haproxy -db -f "$cfg" >/dev/null 2>&1 & ;;
   *) echo "usage: $0 [percore|haproxy] [CONFIG]" >&2; exit 2 ;;
 esac
+proxy=$!
 sleep 5
 requests=$(./target/release/percore-bench http http://127.0.0.1:18080/ -c 10 -d 6s --json | sed 's/.*"requests":\([0-9]*\).*/\1/')
 callgrind_control -d >/dev/null 2>&1
