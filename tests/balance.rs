@@ -7,12 +7,13 @@ mod common;
 use common::*;
 use std::process::{Child, Command};
 
-fn config(port: u16, balance: &str, origins: &[(&str, &Origin, u32)]) -> String {
+/// A frontend and one backend whose `server` lines carry the given options.
+fn config(port: u16, balance: &str, origins: &[(&str, &Origin, &str)]) -> String {
     let mut s = format!(
         "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n{balance}"
     );
-    for (name, o, weight) in origins {
-        s.push_str(&format!("  server {name} {} weight {weight}\n", o.addr));
+    for (name, o, options) in origins {
+        s.push_str(&format!("  server {name} {} {options}\n", o.addr));
     }
     s
 }
@@ -81,16 +82,26 @@ fn agree(balance: &str, paths: &[String]) {
 }
 
 fn agree_on(balance: &str, paths: &[Req]) {
+    agree_with_servers(
+        balance,
+        ["weight 1", "weight 2", "weight 3", "weight 2"],
+        paths,
+    );
+}
+
+/// Sends the same requests through haproxy and percore, both reading the same config
+/// with four servers carrying `options`, and compares the servers they land on.
+fn agree_with_servers(balance: &str, options: [&str; 4], paths: &[Req]) {
     assert!(
         have("haproxy"),
         "haproxy is required (the README's test command installs it)"
     );
     let origins = [origin("s0"), origin("s1"), origin("s2"), origin("s3")];
-    let named: Vec<(&str, &Origin, u32)> = vec![
-        ("s0", &origins[0], 1),
-        ("s1", &origins[1], 2),
-        ("s2", &origins[2], 3),
-        ("s3", &origins[3], 2),
+    let named: Vec<(&str, &Origin, &str)> = vec![
+        ("s0", &origins[0], options[0]),
+        ("s1", &origins[1], options[1]),
+        ("s2", &origins[2], options[2]),
+        ("s3", &origins[3], options[3]),
     ];
     let ha_port = free_port();
     let mut ha = start_haproxy(&config(ha_port, balance, &named), ha_port);
@@ -130,12 +141,61 @@ fn uri_whole_djb2_agrees_with_haproxy() {
     );
 }
 
+/// Seven map slots (not a power of two, where a missing final multiplication in the
+/// avalanche step would go unnoticed).
 #[test]
 fn uri_depth_len_avalanche_agrees_with_haproxy() {
-    agree(
+    agree_with_servers(
         "  balance uri depth 2 len 40\n  hash-type map-based sdbm avalanche\n",
+        ["weight 1", "weight 2", "weight 3", "weight 1"],
+        &reqs(&paths(200)),
+    );
+}
+
+#[test]
+fn uri_consistent_agrees_with_haproxy() {
+    agree("  balance uri\n  hash-type consistent\n", &paths(300));
+}
+
+#[test]
+fn consistent_wt6_crc32_and_avalanche_agree_with_haproxy() {
+    agree(
+        "  balance uri whole\n  hash-type consistent wt6\n",
         &paths(200),
     );
+    agree(
+        "  balance uri\n  hash-type consistent crc32 avalanche\n",
+        &paths(200),
+    );
+    agree("  balance uri\n  hash-type map-based wt6\n", &paths(200));
+}
+
+/// Explicit ids place servers on the ring (the others take the lowest free ids, as in
+/// HAProxy), and a disabled server's keys go to its neighbours on the ring only.
+#[test]
+fn consistent_with_ids_and_a_disabled_server_agrees_with_haproxy() {
+    agree_with_servers(
+        "  balance uri\n  hash-type consistent\n",
+        [
+            "weight 1 id 3",
+            "weight 2",
+            "weight 3 disabled",
+            "weight 2 id 1",
+        ],
+        &reqs(&paths(300)),
+    );
+}
+
+#[test]
+fn source_consistent_agrees_with_haproxy() {
+    let reqs: Vec<Req> = (0..120)
+        .map(|i| Req {
+            path: "/".into(),
+            host: "test".into(),
+            from: [127, 0, (i % 5) as u8, (i * 41 % 250 + 1) as u8].into(),
+        })
+        .collect();
+    agree_on("  balance source\n  hash-type consistent\n", &reqs);
 }
 
 #[test]
@@ -184,7 +244,7 @@ fn source_agrees_with_haproxy() {
 fn missing_url_param_falls_back_to_round_robin() {
     let origins = [origin("a"), origin("b")];
     let port = free_port();
-    let named: Vec<(&str, &Origin, u32)> = vec![("a", &origins[0], 1), ("b", &origins[1], 1)];
+    let named: Vec<(&str, &Origin, &str)> = vec![("a", &origins[0], ""), ("b", &origins[1], "")];
     let _p = Percore::start(&config(port, "  balance url_param id\n", &named), port);
     let seen: std::collections::BTreeSet<String> = (0..6)
         .map(|_| get(port, "/no-param").header("x-origin").unwrap())
@@ -302,4 +362,27 @@ fn random_follows_weights() {
         (1400..1600).contains(&b_count),
         "{b_count} of 2000 to the weight-3 server"
     );
+}
+
+/// `hash-balance-factor`: a key whose server already carries more than its share of the
+/// backend's requests in flight goes on to the next server on the ring. Six concurrent
+/// requests with one key: all on one server without the factor, on both with it.
+#[test]
+fn hash_balance_factor_bounds_a_busy_server() {
+    for (factor, servers) in [("  hash-balance-factor 150\n", 2), ("", 1)] {
+        let balance = format!("  balance url_param k\n  hash-type consistent\n{factor}");
+        let (_p, port, _a, _b) = two_servers(&balance, "");
+        let slow: Vec<_> = (0..6)
+            .map(|_| {
+                let t = std::thread::spawn(move || {
+                    get(port, "/?k=same&delay=1000").header("x-origin").unwrap()
+                });
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                t
+            })
+            .collect();
+        let used: std::collections::BTreeSet<String> =
+            slow.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(used.len(), servers, "{factor:?}: {used:?}");
+    }
 }

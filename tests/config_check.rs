@@ -112,6 +112,18 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":2] : server 's': 'slowstart' is not supported by percore yet",
         ),
         (
+            "backend b\n  hash-type consistent avalanche\n",
+            ":2] : 'hash-type': unknown function 'avalanche'",
+        ),
+        (
+            "backend b\n  hash-balance-factor 90\n",
+            ":2] : 'hash-balance-factor' must be 0 (off) or greater than 100",
+        ),
+        (
+            "backend b\n  server a 127.0.0.1:80 id 4\n  server b 127.0.0.1:81 id 4\n",
+            ":3] : backend 'b': server 'b' has the same id (4) as server 'a'",
+        ),
+        (
             "backend b\n  balance rdp-cookie\n",
             ":2] : 'balance rdp-cookie' is not supported by percore yet",
         ),

@@ -3,11 +3,12 @@
 //! `cargo bench -p percore-bench`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use percore_config::{HashType, UriHash};
+use percore_config::{HashMethod, HashType, UriHash};
 use percore_dataplane::balance::{hash, least_conn, random, uri_key, RoundRobin, ServerMap};
 use percore_dataplane::http::head::{
     finish_request, parse_request, parse_response, Limits, RequestEdits,
 };
+use percore_dataplane::ring::Ring;
 use std::hint::black_box;
 use std::path::Path;
 
@@ -72,6 +73,29 @@ fn server_pick(c: &mut Criterion) {
                 ))
             })
         });
+        let ids: Vec<(u32, u32)> = (1..).zip(weights.iter().copied()).collect();
+        let ring = Ring::new(&ids);
+        let consistent = HashType {
+            method: HashMethod::Consistent,
+            avalanche: true,
+            ..HashType::default()
+        };
+        group.bench_with_input(BenchmarkId::new("uri (consistent)", n), &ring, |b, r| {
+            b.iter(|| {
+                let key = uri_key(black_box(b"/static/img/logo.png?v=3"), &uri);
+                r.get(hash(key, consistent), None, 0, |i| loads[i])
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("uri (consistent, balance factor 150)", n),
+            &ring,
+            |b, r| {
+                b.iter(|| {
+                    let key = uri_key(black_box(b"/static/img/logo.png?v=3"), &uri);
+                    r.get(hash(key, consistent), None, 150, |i| loads[i])
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("leastconn", n), &weights, |b, w| {
             b.iter(|| least_conn(black_box(w), |i| loads[i], 3))
         });

@@ -352,6 +352,9 @@ pub struct Proxy {
     pub balance: Balance,
     /// `hash-type`.
     pub hash_type: HashType,
+    /// `hash-balance-factor`: with consistent hashing, no server takes more than this
+    /// percentage of the average load (0: off).
+    pub hash_balance_factor: u32,
     /// `server` lines.
     pub servers: Vec<Server>,
     /// `default-server` settings applied to later `server` lines.
@@ -417,6 +420,7 @@ impl Proxy {
             rules: Default::default(),
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
+            hash_balance_factor: 0,
             servers: Vec::new(),
             default_server: ServerOptions::default(),
             timeouts: Timeouts::default(),
@@ -428,6 +432,29 @@ impl Proxy {
             cookie: None,
             monitor_uri: None,
         }
+    }
+}
+
+impl Proxy {
+    /// Each server's numeric id, in declaration order, as HAProxy numbers them: an
+    /// explicit `id` is kept, and the others take the lowest ids still free, from 1.
+    /// Consistent hashing places servers by these ids, so they must match HAProxy's.
+    pub fn server_ids(&self) -> Vec<u32> {
+        let taken: std::collections::BTreeSet<u32> =
+            self.servers.iter().filter_map(|s| s.options.id).collect();
+        let mut next = 1;
+        self.servers
+            .iter()
+            .map(|s| {
+                s.options.id.unwrap_or_else(|| {
+                    while taken.contains(&next) {
+                        next += 1;
+                    }
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
     }
 }
 
@@ -489,13 +516,27 @@ pub struct UriHash {
 /// `hash-type`: how a hash becomes a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HashType {
+    /// How a hash is mapped to a server.
+    pub method: HashMethod,
     /// The hash function.
     pub function: HashFunction,
     /// `avalanche`: mix the hash before use.
     pub avalanche: bool,
 }
 
-/// Hash functions of `hash-type` (map-based; consistent hashing comes with issue #4).
+/// The first word of `hash-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashMethod {
+    /// `map-based`: a hash modulo a static table of the usable servers; smooth, but
+    /// most keys move when a server comes or goes.
+    #[default]
+    MapBased,
+    /// `consistent`: the closest of each server's points on a ring; only the keys of a
+    /// server that comes or goes move.
+    Consistent,
+}
+
+/// Hash functions of `hash-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HashFunction {
     /// `sdbm`, HAProxy's default.
@@ -503,6 +544,12 @@ pub enum HashFunction {
     Sdbm,
     /// `djb2`.
     Djb2,
+    /// `wt6`.
+    Wt6,
+    /// `crc32` (IEEE).
+    Crc32,
+    /// `none`: the key is already a number (HAProxy 2.9 and later).
+    None,
 }
 
 /// Where a `bind` listens.

@@ -6,7 +6,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
         (
             &[
-                "hash-balance-factor",
                 "tcp-check",
                 "monitor",
                 "fullconn",

@@ -4,8 +4,8 @@
 use crate::error::Location;
 use crate::global::{no_args, one};
 use crate::model::{
-    Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashType,
-    HttpCheck, HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind,
+    Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashMethod,
+    HashType, HttpCheck, HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind,
     SendProxy, Server, ServerOptions, UriHash,
 };
 use crate::parser::check_name;
@@ -52,6 +52,7 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "redirect", sections: F | B | L, parse: redirect },
     Keyword { name: "balance", sections: D | B | L, parse: balance },
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
+    Keyword { name: "hash-balance-factor", sections: D | B | L, parse: hash_balance_factor },
     Keyword { name: "http-check", sections: D | B | L, parse: http_check },
     Keyword { name: "cookie", sections: D | B | L, parse: cookie },
     Keyword { name: "monitor-uri", sections: D | F | L, parse: monitor_uri },
@@ -421,37 +422,64 @@ fn hash_type(
     let (method, rest) = args
         .split_first()
         .ok_or("'hash-type' expects map-based or consistent")?;
-    match method.as_str() {
-        "map-based" => {}
-        "consistent" => return Err(
-            "'hash-type consistent' is not supported by percore yet (server selection, issue #4)"
-                .into(),
-        ),
+    let method = match method.as_str() {
+        "map-based" => HashMethod::MapBased,
+        "consistent" => HashMethod::Consistent,
         other => {
             return Err(format!(
                 "'hash-type': unknown method '{other}' (expected map-based or consistent)"
             ))
         }
-    }
-    let mut h = HashType::default();
-    for w in rest {
-        match w.as_str() {
-            "sdbm" => h.function = HashFunction::Sdbm,
-            "djb2" => h.function = HashFunction::Djb2,
-            "avalanche" => h.avalanche = true,
-            "wt6" | "crc32" | "none" => {
-                return Err(format!(
-                "'hash-type ... {w}' is not supported by percore yet (server selection, issue #4)"
+    };
+    // As in HAProxy: a function, then a modifier; `consistent` alone means sdbm with
+    // avalanche.
+    let function = match rest.first().map(String::as_str) {
+        None => HashFunction::Sdbm,
+        Some("sdbm") => HashFunction::Sdbm,
+        Some("djb2") => HashFunction::Djb2,
+        Some("wt6") => HashFunction::Wt6,
+        Some("crc32") => HashFunction::Crc32,
+        Some("none") => HashFunction::None,
+        Some(other) => {
+            return Err(format!(
+                "'hash-type': unknown function '{other}' (expected sdbm, djb2, wt6, crc32 or none)"
             ))
-            }
-            other => {
-                return Err(format!(
-                    "'hash-type': unknown function or modifier '{other}'"
-                ))
-            }
         }
-    }
+    };
+    let avalanche = match rest.get(1..).unwrap_or_default() {
+        [] => rest.is_empty() && method == HashMethod::Consistent,
+        [m] if m == "avalanche" => true,
+        [m, ..] => {
+            return Err(format!(
+                "'hash-type': unknown modifier '{m}' (only 'avalanche' is known)"
+            ))
+        }
+    };
+    let h = HashType {
+        method,
+        function,
+        avalanche,
+    };
     p.hash_type = h;
+    Ok(())
+}
+
+fn hash_balance_factor(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let v = one("hash-balance-factor", args)?;
+    let factor: u32 = v
+        .parse()
+        .map_err(|_| format!("'hash-balance-factor' expects a percentage, got '{v}'"))?;
+    if factor != 0 && factor <= 100 {
+        return Err(format!(
+            "'hash-balance-factor' must be 0 (off) or greater than 100, got {factor}"
+        ));
+    }
+    p.hash_balance_factor = factor;
     Ok(())
 }
 

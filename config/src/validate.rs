@@ -46,6 +46,21 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+        for (i, s) in p.servers.iter().enumerate() {
+            let Some(id) = s.options.id else { continue };
+            if let Some(first) = p.servers[..i].iter().find(|o| o.options.id == Some(id)) {
+                out.push(Diagnostic::alert(
+                    &s.location,
+                    format!(
+                        "{} '{}': server '{}' has the same id ({id}) as server '{}'",
+                        p.kind.keyword(),
+                        p.name,
+                        s.name,
+                        first.name
+                    ),
+                ));
+            }
+        }
         for acl in &p.rules.acls.list {
             for t in &acl.tests {
                 if let Some(be) = backend_argument(&t.sample.fetch) {

@@ -221,13 +221,58 @@ pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
         })
 }
 
-/// Hashes `key` as HAProxy's `hash-type map-based` does.
+/// Hashes `key` with `hash-type`'s function and modifier, as HAProxy does.
 pub fn hash(key: &[u8], h: HashType) -> u32 {
     let raw = match h.function {
         HashFunction::Sdbm => sdbm(key),
         HashFunction::Djb2 => djb2(key),
+        HashFunction::Wt6 => wt6(key),
+        HashFunction::Crc32 => crc32fast::hash(key),
+        HashFunction::None => leading_number(key),
     };
     with_modifier(raw, h)
+}
+
+/// Willy Tarreau's WT6 string hash: two words rotated by amounts that depend on the
+/// input.
+pub fn wt6(key: &[u8]) -> u32 {
+    let (mut h0, mut h1) = (0xa53c_965a_u32, 0x5ca6_953a_u32);
+    let (mut step0, mut step1) = (6u32, 18u32);
+    for &c in key {
+        let t = u32::from(c);
+        h0 = !(h0 ^ t);
+        h1 = !(h1.wrapping_add(t));
+        let rotated = h1.rotate_left(step0);
+        h1 = h0.rotate_left(step1);
+        h0 = rotated;
+        let t = ((h0 >> 16) ^ h1) & 0xffff;
+        step0 = t & 0x1f;
+        step1 = t >> 11;
+    }
+    h0 ^ h1
+}
+
+/// `hash-type ... none`: the key read as a signed decimal number (its leading digits,
+/// saturating at the 64-bit limits) and truncated to 32 bits, as HAProxy 2.9 does.
+fn leading_number(key: &[u8]) -> u32 {
+    let (negative, digits) = match key.first() {
+        Some(b'-') => (true, &key[1..]),
+        Some(b'+') => (false, &key[1..]),
+        _ => (false, key),
+    };
+    let magnitude = digits
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .try_fold(0u64, |n, &c| {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        })
+        .unwrap_or(u64::MAX);
+    let value = if negative {
+        0i64.checked_sub_unsigned(magnitude).unwrap_or(i64::MIN)
+    } else {
+        i64::try_from(magnitude).unwrap_or(i64::MAX)
+    };
+    value as u32
 }
 
 /// The SDBM string hash.
@@ -256,14 +301,17 @@ fn with_modifier(raw: u32, h: HashType) -> u32 {
     }
 }
 
-/// Bob Jenkins' full-avalanche integer hash, HAProxy's `avalanche` modifier.
+/// Bob Jenkins' full-avalanche integer hash followed by HAProxy's multiplication by a
+/// prime near ¾ of 2³² (which spreads points around the consistent-hashing ring): the
+/// `avalanche` modifier, and the positions of servers on the ring.
 pub fn full_hash(mut a: u32) -> u32 {
     a = a.wrapping_add(0x7ed5_5d16).wrapping_add(a << 12);
     a = (a ^ 0xc761_c23c) ^ (a >> 19);
     a = a.wrapping_add(0x1656_67b1).wrapping_add(a << 5);
     a = a.wrapping_add(0xd3a2_646c) ^ (a << 9);
     a = a.wrapping_add(0xfd70_46c5).wrapping_add(a << 3);
-    (a ^ 0xb55a_4f09) ^ (a >> 16)
+    a = (a ^ 0xb55a_4f09) ^ (a >> 16);
+    a.wrapping_mul(3_221_225_473)
 }
 
 #[cfg(test)]
@@ -355,7 +403,7 @@ mod tests {
         assert_eq!(hash(b"a", sdbm), 97);
         let djb2 = HashType {
             function: HashFunction::Djb2,
-            avalanche: false,
+            ..sdbm
         };
         assert_eq!(hash(b"a", djb2), 5381 * 33 + 97);
         assert_ne!(
@@ -368,6 +416,20 @@ mod tests {
             ),
             97
         );
+    }
+
+    #[test]
+    fn more_hash_functions() {
+        assert_ne!(wt6(b"a"), wt6(b"b"));
+        let none = HashType {
+            function: HashFunction::None,
+            ..HashType::default()
+        };
+        assert_eq!(hash(b"42abc", none), 42);
+        assert_eq!(hash(b"-1", none), u32::MAX);
+        assert_eq!(hash(b"4294967297", none), 1);
+        assert_eq!(hash(b"99999999999999999999999", none), u32::MAX);
+        assert_eq!(hash(b"x", none), 0);
     }
 
     #[test]

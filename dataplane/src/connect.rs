@@ -10,7 +10,7 @@ use crate::plan::{Backend, BackendId, ServerPlan};
 use crate::pool::ServerKey;
 use crate::proxy_protocol;
 use compio::net::TcpStream;
-use percore_config::{Balance, SendProxy};
+use percore_config::{Balance, HashMethod, SendProxy};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -135,8 +135,9 @@ pub async fn connect<'p>(
     choice: Choice,
 ) -> Result<ServerConn<'p>, ConnectError> {
     let be: &Backend = &plan.backends[be_id];
-    // A redispatch (`exclude`) moves to the next server by round-robin whatever the
-    // algorithm: a hash would only pick the failed server again.
+    // A redispatch (`exclude`) moves to the next point of a consistent hash ring, as
+    // in HAProxy; otherwise to the next server by round-robin: a map-based hash would
+    // only pick the failed server again.
     let load = |i: usize| be.servers[i].inflight.load(Ordering::Relaxed);
     let pick = |exclude: Option<usize>| {
         let mut views = core.views.borrow_mut();
@@ -144,6 +145,9 @@ pub async fn connect<'p>(
         view.refresh(be);
         match (exclude, choice, &be.balance) {
             (None, Choice::Server(i), _) => Some(i),
+            (_, Choice::Hash(h), _) if be.hash_type.method == HashMethod::Consistent => {
+                view.ring.get(h, exclude, be.hash_balance_factor, load)
+            }
             (None, Choice::Hash(h), _) => view.map.get(h),
             (None, Choice::Balance, Balance::StaticRr) => {
                 view.map.next(&mut core.map_cursor.borrow_mut()[be_id])

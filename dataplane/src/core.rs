@@ -5,6 +5,8 @@ use crate::balance::{RoundRobin, ServerMap};
 use crate::pipe::PipePool;
 use crate::plan::{Backend, Plan};
 use crate::pool::Pool;
+use crate::ring::Ring;
+use percore_config::HashMethod;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -71,7 +73,7 @@ impl Core {
 }
 
 /// The servers of a backend that take traffic, as of a state epoch: weights with down
-/// servers at 0, and HAProxy's server map built from them.
+/// servers at 0, and HAProxy's server map (and hash ring) built from them.
 pub struct View {
     /// The backend's epoch this view was built at.
     pub epoch: u64,
@@ -79,6 +81,8 @@ pub struct View {
     pub weights: Vec<u32>,
     /// The server map of those weights.
     pub map: ServerMap,
+    /// The hash ring of those weights, with `hash-type consistent` (empty otherwise).
+    pub ring: Ring,
 }
 
 impl View {
@@ -108,10 +112,23 @@ impl View {
             })
             .collect();
         let map = ServerMap::new(&weights);
+        let ring = match be.hash_type.method {
+            HashMethod::Consistent => {
+                let points: Vec<(u32, u32)> = be
+                    .servers
+                    .iter()
+                    .map(|s| s.id)
+                    .zip(weights.iter().copied())
+                    .collect();
+                Ring::new(&points)
+            }
+            HashMethod::MapBased => Ring::default(),
+        };
         Self {
             epoch,
             weights,
             map,
+            ring,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod pipe;
 pub mod plan;
 pub mod pool;
 pub mod proxy_protocol;
+pub mod ring;
 pub mod rules;
 pub mod runtime;
 pub mod stream;

@@ -119,6 +119,8 @@ pub struct Backend {
     pub balance: Balance,
     /// `hash-type`.
     pub hash_type: HashType,
+    /// `hash-balance-factor` (0: off).
+    pub hash_balance_factor: u32,
     /// Bumped whenever a server of this backend goes up or down, so that executors
     /// rebuild their view of usable servers.
     pub epoch: AtomicU64,
@@ -174,7 +176,7 @@ impl Settings {
 pub struct ServerPlan {
     /// Name, for errors and logs.
     pub name: String,
-    /// `id`, or its position in the backend from 1.
+    /// `id`, or the lowest id left free, from 1 (HAProxy's numbering).
     pub id: u32,
     /// Where to connect.
     pub addr: SocketAddr,
@@ -244,7 +246,7 @@ impl Plan {
         let proxies = config.proxies.iter().enumerate().map(|(i, p)| (i + 1, p));
         for (id, p) in proxies.clone().filter(|(_, p)| p.kind.has_backend()) {
             let mut servers = Vec::new();
-            for s in &p.servers {
+            for (s, id) in p.servers.iter().zip(p.server_ids()) {
                 let addr = (s.host.as_str(), s.port)
                     .to_socket_addrs()
                     .map_err(|e| e.to_string())
@@ -257,7 +259,7 @@ impl Plan {
                     })?;
                 servers.push(ServerPlan {
                     name: s.name.clone(),
-                    id: s.options.id.unwrap_or(servers.len() as u32 + 1),
+                    id,
                     addr,
                     weight: s.options.weight,
                     maxconn: s.options.maxconn,
@@ -291,6 +293,7 @@ impl Plan {
                 mode: p.mode,
                 balance: p.balance.clone(),
                 hash_type: p.hash_type,
+                hash_balance_factor: p.hash_balance_factor,
                 epoch: AtomicU64::new(0),
                 httpchk: p.httpchk.clone(),
                 cookie: p.cookie.clone(),

@@ -368,6 +368,8 @@ pub enum HashConv {
     Djb2,
     /// `sdbm`.
     Sdbm,
+    /// `wt6`.
+    Wt6,
 }
 
 /// A converter applied to a sample.
@@ -426,7 +428,7 @@ pub enum Converter {
     UrlDec,
     /// `hex`.
     Hex,
-    /// `crc32`, `djb2`, `sdbm`, with `avalanche` when given 1.
+    /// `crc32`, `djb2`, `sdbm`, `wt6`, with `avalanche` when given 1.
     Hash(HashConv, bool),
     /// `xxh3([SEED])`.
     Xxh3(u64),
@@ -913,6 +915,7 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
         "crc32" => hash(HashConv::Crc32),
         "djb2" => hash(HashConv::Djb2),
         "sdbm" => hash(HashConv::Sdbm),
+        "wt6" => hash(HashConv::Wt6),
         "xxh3" => {
             arity(name, args, 0, 1)?;
             let seed = match args.first() {
@@ -941,11 +944,12 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
                 default: opt(args, 1).map(|d| d.as_bytes().into()),
             })
         }
-        "wt6" | "json" | "ltime" | "utime" | "http_date" | "set-var" | "sha1" | "sha2"
-        | "aes_gcm_dec" | "digest" | "hmac" | "ub64dec" | "ub64enc" | "url_enc" | "strcmp"
-        | "secure_memcmp" => Err(format!(
-            "converter '{name}' is not supported by percore yet (the rules engine, issue #5)"
-        )),
+        "json" | "ltime" | "utime" | "http_date" | "set-var" | "sha1" | "sha2" | "aes_gcm_dec"
+        | "digest" | "hmac" | "ub64dec" | "ub64enc" | "url_enc" | "strcmp" | "secure_memcmp" => {
+            Err(format!(
+                "converter '{name}' is not supported by percore yet (the rules engine, issue #5)"
+            ))
+        }
         other => Err(format!("unknown converter '{other}'")),
     }
 }

@@ -4,7 +4,7 @@
 use super::matching::find;
 use super::value::Value;
 use super::Context;
-use crate::balance::{djb2, full_hash, sdbm};
+use crate::balance::{djb2, full_hash, sdbm, wt6};
 use base64::Engine;
 use percore_config::rules::sample::{Arith, Converter, HashConv, IntArg, SampleType};
 use std::borrow::Cow;
@@ -118,6 +118,7 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
                 HashConv::Crc32 => crc32fast::hash(&b),
                 HashConv::Djb2 => djb2(&b),
                 HashConv::Sdbm => sdbm(&b),
+                HashConv::Wt6 => wt6(&b),
             };
             Some(Value::Int(i64::from(if *avalanche {
                 full_hash(raw)
