@@ -108,8 +108,28 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":3] : frontend 'f': unable to find required backend 'nope'",
         ),
         (
-            "backend b\n  server s 127.0.0.1:80 slowstart 10s\n",
-            ":2] : server 's': 'slowstart' is not supported by percore yet",
+            "backend b\n  server s 127.0.0.1:80 source 10.0.0.1\n",
+            ":2] : server 's': 'source' is not supported by percore yet",
+        ),
+        (
+            "backend b\n  server s 127.0.0.1:80 track c/x\nbackend c\n  server y 127.0.0.1:81 check\n",
+            ":2] : backend 'b': server 's': 'track': unable to find required server 'x' in backend 'c'",
+        ),
+        (
+            "backend b\n  server s 127.0.0.1:80 track t\n  server t 127.0.0.1:81\n",
+            ":2] : backend 'b': server 's': unable to use b/t for tracking as it does not have any check nor agent enabled",
+        ),
+        (
+            "backend b\n  server s 127.0.0.1:80 agent-check\n",
+            ":2] : backend 'b': server 's': 'agent-check' needs an 'agent-port'",
+        ),
+        (
+            "backend b\n  http-check expect rstring (\n",
+            ":2] : invalid regex '('",
+        ),
+        (
+            "backend b\n  tcp-check expect status 200\n",
+            ":2] : 'tcp-check expect': unknown match 'status'",
         ),
         (
             "backend b\n  hash-type consistent avalanche\n",

@@ -73,7 +73,7 @@ fn server_pick(c: &mut Criterion) {
                 ))
             })
         });
-        let ids: Vec<(u32, u32)> = (1..).zip(weights.iter().copied()).collect();
+        let ids: Vec<(u32, u32)> = (1..).zip(weights.iter().map(|w| w * 16)).collect();
         let ring = Ring::new(&ids);
         let consistent = HashType {
             method: HashMethod::Consistent,

@@ -2,6 +2,7 @@
 //! validated [`Config`] out. Pure: it reads the files it is given and nothing else, opens
 //! no socket and starts nothing.
 
+pub mod check;
 pub mod cond;
 pub mod error;
 pub mod global;

@@ -327,6 +327,9 @@ pub struct Options {
     pub splice: Splice,
     /// `option allbackups`: all backup servers share the load, not only the first.
     pub allbackups: bool,
+    /// `option persist`: a persistence cookie keeps naming a server that is down
+    /// (until `option redispatch` moves the request).
+    pub persist: bool,
 }
 
 /// A proxy section: frontend, backend, listen, or defaults.
@@ -369,8 +372,14 @@ pub struct Proxy {
     pub http_reuse: HttpReuse,
     /// `errorfile CODE FILE`, with the file's contents read at load.
     pub errorfiles: Vec<ErrorFile>,
-    /// `option httpchk`: checks are HTTP requests instead of connects.
-    pub httpchk: Option<HttpCheck>,
+    /// Health checks: `option httpchk|tcp-check|log-health-checks`, `http-check`,
+    /// `tcp-check`.
+    pub checks: crate::check::Checks,
+    /// `fullconn`: the backend load at which servers reach their `maxconn` (those
+    /// with a `minconn` run below it until then).
+    pub fullconn: Option<u32>,
+    /// `monitor fail if|unless COND`: the `monitor-uri` answers 503 when it holds.
+    pub monitor_fail: Option<crate::rules::condition::Condition>,
     /// `cookie`: persistence through a cookie.
     pub cookie: Option<Cookie>,
     /// `monitor-uri`: requests for this path are answered 200 by percore itself.
@@ -428,7 +437,9 @@ impl Proxy {
             options: Options::default(),
             http_reuse: HttpReuse::default(),
             errorfiles: Vec::new(),
-            httpchk: None,
+            checks: Default::default(),
+            fullconn: None,
+            monitor_fail: None,
             cookie: None,
             monitor_uri: None,
         }
@@ -498,6 +509,16 @@ pub enum Balance {
     First,
     /// `random[(N)]`: N weighted random draws, the least loaded one wins.
     Random(u32),
+}
+
+impl Balance {
+    /// Whether the algorithm hashes a key (and falls back to round-robin without one).
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self,
+            Balance::Uri(_) | Balance::Source | Balance::UrlParam(_) | Balance::Hdr(_)
+        )
+    }
 }
 
 /// The options of `balance uri`.
@@ -621,6 +642,84 @@ pub struct ServerOptions {
     pub disabled: bool,
     /// `id N`: the server's numeric identifier.
     pub id: Option<u32>,
+    /// `minconn`: the `maxconn` used while the backend is far below `fullconn`.
+    pub minconn: Option<u32>,
+    /// `slowstart T`: after coming back up, weight and `maxconn` ramp up over T.
+    pub slowstart: Option<Duration>,
+    /// `track [BACKEND/]SERVER`: take that server's state instead of checking.
+    pub track: Option<Track>,
+    /// `observe layer4|layer7`, `error-limit`, `on-error`: live traffic counts as
+    /// checks.
+    pub observe: Observe,
+    /// `agent-check` and its settings.
+    pub agent: AgentOptions,
+}
+
+/// `track [BACKEND/]SERVER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// The tracked server's backend (the same backend when absent).
+    pub backend: Option<String>,
+    /// The tracked server.
+    pub server: String,
+}
+
+/// What live traffic tells about a server (`observe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observe {
+    /// Which errors count; none when `observe` is not set.
+    pub layer: Option<ObserveLayer>,
+    /// `error-limit` (10): consecutive errors before `on-error` applies.
+    pub error_limit: u32,
+    /// `on-error` (fail-check).
+    pub on_error: OnError,
+}
+
+impl Default for Observe {
+    fn default() -> Self {
+        Self {
+            layer: None,
+            error_limit: 10,
+            on_error: OnError::FailCheck,
+        }
+    }
+}
+
+/// `observe layer4|layer7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObserveLayer {
+    /// Connection failures and timeouts.
+    Layer4,
+    /// Those, and 5xx responses other than 501 and 505.
+    Layer7,
+}
+
+/// `on-error`: what reaching `error-limit` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// `fastinter`: check at `fastinter` to find out sooner.
+    Fastinter,
+    /// `fail-check`: counts as one failed check.
+    FailCheck,
+    /// `sudden-death`: counts as all failed checks but the last.
+    SuddenDeath,
+    /// `mark-down`: the server goes down at once.
+    MarkDown,
+}
+
+/// `agent-check`: a side channel where the server reports its own state and weight.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentOptions {
+    /// `agent-check`.
+    pub enabled: bool,
+    /// `agent-port` (required with `agent-check`).
+    pub port: Option<u16>,
+    /// `agent-addr`: where the agent listens, if not on the server's address.
+    pub addr: Option<IpAddr>,
+    /// `agent-inter`: time between agent queries (`inter` when absent).
+    pub inter: Option<Duration>,
+    /// `agent-send`: the string sent after connecting.
+    pub send: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -635,6 +734,11 @@ impl Default for ServerOptions {
             backup: false,
             disabled: false,
             id: None,
+            minconn: None,
+            slowstart: None,
+            track: None,
+            observe: Observe::default(),
+            agent: AgentOptions::default(),
         }
     }
 }
@@ -656,6 +760,8 @@ pub struct CheckOptions {
     pub fall: u32,
     /// `port`: the port checks connect to (the server's by default).
     pub port: Option<u16>,
+    /// `addr`: the address checks connect to (the server's by default).
+    pub addr: Option<IpAddr>,
 }
 
 impl Default for CheckOptions {
@@ -668,21 +774,9 @@ impl Default for CheckOptions {
             rise: 2,
             fall: 3,
             port: None,
+            addr: None,
         }
     }
-}
-
-/// `option httpchk [METHOD] [URI] [VERSION]` and `http-check expect`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpCheck {
-    /// Method (OPTIONS by default).
-    pub method: String,
-    /// Request target (`/` by default).
-    pub uri: String,
-    /// Version, possibly followed by header lines (`HTTP/1.0\r\nHost: x`).
-    pub version: String,
-    /// `http-check expect status`: accepted codes; any 2xx or 3xx when empty.
-    pub expect_status: Vec<u16>,
 }
 
 /// One `server` line.

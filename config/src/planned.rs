@@ -4,29 +4,7 @@
 /// The work item that will bring a keyword or option.
 pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
-        (
-            &[
-                "tcp-check",
-                "monitor",
-                "fullconn",
-                "slowstart",
-                "track",
-                "observe",
-                "error-limit",
-                "on-error",
-                "agent-check",
-                "agent-port",
-                "agent-inter",
-                "agent-send",
-                "minconn",
-                "addr",
-                "source",
-                "option tcp-check",
-                "option persist",
-                "option log-health-checks",
-            ],
-            "server selection, issue #4",
-        ),
+        (&["source"], "server selection, issue #4"),
         (
             &[
                 "errorfiles",

@@ -1,12 +1,13 @@
 //! Keywords of proxy sections (`defaults`, `frontend`, `backend`, `listen`), as a
 //! declarative table naming the sections each keyword is allowed in.
 
+use crate::check::{http_check_line, option_httpchk, tcp_check_line, CheckType};
 use crate::error::Location;
 use crate::global::{no_args, one};
 use crate::model::{
     Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashMethod,
-    HashType, HttpCheck, HttpConnMode, HttpReuse, IpNet, Mode, Named, OriginalTo, Proxy, ProxyKind,
-    SendProxy, Server, ServerOptions, UriHash,
+    HashType, HttpConnMode, HttpReuse, IpNet, Mode, Named, ObserveLayer, OnError, OriginalTo,
+    Proxy, ProxyKind, SendProxy, Server, ServerOptions, Track, UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -54,8 +55,11 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "hash-type", sections: D | B | L, parse: hash_type },
     Keyword { name: "hash-balance-factor", sections: D | B | L, parse: hash_balance_factor },
     Keyword { name: "http-check", sections: D | B | L, parse: http_check },
+    Keyword { name: "tcp-check", sections: D | B | L, parse: tcp_check },
+    Keyword { name: "fullconn", sections: D | B | L, parse: fullconn },
     Keyword { name: "cookie", sections: D | B | L, parse: cookie },
     Keyword { name: "monitor-uri", sections: D | F | L, parse: monitor_uri },
+    Keyword { name: "monitor", sections: F | L, parse: monitor },
     Keyword { name: "server", sections: B | L, parse: server },
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
@@ -601,9 +605,26 @@ fn no_option(
 
 fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
     let (name, rest) = args.split_first().ok_or("'option' expects a name")?;
-    if name == "httpchk" {
-        p.httpchk = on.then(|| httpchk(rest, p.httpchk.as_ref())).transpose()?;
-        return Ok(());
+    match name.as_str() {
+        "httpchk" if on => {
+            p.checks.kind = CheckType::Http;
+            return option_httpchk(&mut p.checks.http, rest);
+        }
+        "tcp-check" if on => {
+            no_args("option tcp-check", rest)?;
+            p.checks.kind = CheckType::Tcp;
+            return Ok(());
+        }
+        "httpchk" | "tcp-check" => {
+            p.checks.kind = CheckType::Connect;
+            return Ok(());
+        }
+        "log-health-checks" => {
+            no_args("option log-health-checks", rest)?;
+            p.checks.log = on;
+            return Ok(());
+        }
+        _ => {}
     }
     let o = &mut p.options;
     let flag = |rest: &[String]| no_args(&format!("option {name}"), rest);
@@ -688,6 +709,10 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
             flag(rest)?;
             o.allbackups = on;
         }
+        "persist" => {
+            flag(rest)?;
+            o.persist = on;
+        }
         "splice-auto" => {
             flag(rest)?;
             o.splice.auto = on;
@@ -711,63 +736,47 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// `option httpchk [METHOD] [URI] [VERSION]`: with one argument it is the URI. An
-/// `http-check expect` already given is kept.
-fn httpchk(args: &[String], previous: Option<&HttpCheck>) -> Result<HttpCheck, String> {
-    let (method, uri, version) = match args {
-        [] => ("OPTIONS", "/", "HTTP/1.0"),
-        [uri] => ("OPTIONS", uri.as_str(), "HTTP/1.0"),
-        [method, uri] => (method.as_str(), uri.as_str(), "HTTP/1.0"),
-        [method, uri, version] => (method.as_str(), uri.as_str(), version.as_str()),
-        _ => return Err("'option httpchk' expects at most a method, a URI and a version".into()),
-    };
-    if method.is_empty() || !method.bytes().all(|c| c.is_ascii_alphabetic()) {
-        return Err(format!("'option httpchk': invalid method '{method}'"));
-    }
-    Ok(HttpCheck {
-        method: method.into(),
-        uri: uri.into(),
-        version: version.into(),
-        expect_status: previous
-            .map(|p| p.expect_status.clone())
-            .unwrap_or_default(),
-    })
-}
-
-/// `http-check expect [!] status CODES` (other matches come with issue #4).
 fn http_check(
     p: &mut Proxy,
     args: &[String],
     _: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    match args {
-        [expect, status, codes] if expect == "expect" && status == "status" => {
-            let list: Result<Vec<u16>, _> = codes.split(',').map(|c| c.parse::<u16>()).collect();
-            let list = list
-                .ok()
-                .filter(|l| l.iter().all(|c| (100..600).contains(c)))
-                .ok_or_else(|| {
-                    format!("'http-check expect status': invalid status list '{codes}'")
-                })?;
-            let check = p.httpchk.get_or_insert_with(|| HttpCheck {
-                method: "OPTIONS".into(),
-                uri: "/".into(),
-                version: "HTTP/1.0".into(),
-                expect_status: Vec::new(),
-            });
-            check.expect_status = list;
-            Ok(())
-        }
-        [first, ..] if first == "expect" => Err(format!(
-            "'http-check {}' is not supported by percore yet (server selection, issue #4)",
-            args.join(" ")
-        )),
-        _ => Err(format!(
-            "'http-check {}' is not supported by percore yet (server selection, issue #4)",
-            args.join(" ")
-        )),
+    http_check_line(&mut p.checks.http, args)
+}
+
+fn tcp_check(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    tcp_check_line(&mut p.checks.tcp, args)
+}
+
+/// `monitor fail if|unless COND`.
+fn monitor(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let (words, cond) = split_condition(args);
+    if words != ["fail"] || cond.is_none() {
+        return Err("'monitor' expects 'fail if|unless CONDITION'".into());
     }
+    p.monitor_fail = condition(p, cond, Needs::Request, "monitor fail")?;
+    Ok(())
+}
+
+fn fullconn(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.fullconn = Some(positive("backend", "fullconn", one("fullconn", args)?)?);
+    Ok(())
 }
 
 fn monitor_uri(
@@ -1019,6 +1028,12 @@ fn check_time(what: &str, kw: &str, v: &str) -> Result<std::time::Duration, Stri
     Ok(d)
 }
 
+/// An IP address option of a server line.
+fn ip(what: &str, kw: &str, v: &str) -> Result<std::net::IpAddr, String> {
+    v.parse()
+        .map_err(|_| format!("{what}: '{kw}' expects an IP address, got '{v}'"))
+}
+
 /// A count of at least one.
 fn positive(what: &str, kw: &str, v: &str) -> Result<u32, String> {
     v.parse()
@@ -1063,6 +1078,57 @@ fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<
             "rise" => o.check.rise = positive(what, w, value()?)?,
             "fall" => o.check.fall = positive(what, w, value()?)?,
             "port" => o.check.port = Some(parse_uint("port", value()?)?),
+            "addr" => o.check.addr = Some(ip(what, w, value()?)?),
+            "minconn" => o.minconn = Some(parse_uint("minconn", value()?)?),
+            "slowstart" => {
+                let d = parse_time(value()?).map_err(|e| format!("{what}: 'slowstart': {e}"))?;
+                o.slowstart = (!d.is_zero()).then_some(d);
+            }
+            "track" => {
+                let v = value()?;
+                o.track = Some(match v.split_once('/') {
+                    Some((b, s)) if !b.is_empty() && !s.is_empty() => Track {
+                        backend: Some(b.to_string()),
+                        server: s.to_string(),
+                    },
+                    None if !v.is_empty() => Track {
+                        backend: None,
+                        server: v.clone(),
+                    },
+                    _ => return Err(format!("{what}: 'track' expects [BACKEND/]SERVER, got '{v}'")),
+                });
+            }
+            "observe" => {
+                o.observe.layer = Some(match value()?.as_str() {
+                    "layer4" => ObserveLayer::Layer4,
+                    "layer7" => ObserveLayer::Layer7,
+                    other => {
+                        return Err(format!(
+                            "{what}: 'observe' expects layer4 or layer7, got '{other}'"
+                        ))
+                    }
+                })
+            }
+            "error-limit" => o.observe.error_limit = positive(what, w, value()?)?,
+            "on-error" => {
+                o.observe.on_error = match value()?.as_str() {
+                    "fastinter" => OnError::Fastinter,
+                    "fail-check" => OnError::FailCheck,
+                    "sudden-death" => OnError::SuddenDeath,
+                    "mark-down" => OnError::MarkDown,
+                    other => {
+                        return Err(format!(
+                            "{what}: 'on-error' expects fastinter, fail-check, sudden-death or mark-down, got '{other}'"
+                        ))
+                    }
+                }
+            }
+            "agent-check" => o.agent.enabled = true,
+            "no-agent-check" => o.agent.enabled = false,
+            "agent-port" => o.agent.port = Some(parse_uint("agent-port", value()?)?),
+            "agent-addr" => o.agent.addr = Some(ip(what, w, value()?)?),
+            "agent-inter" => o.agent.inter = Some(check_time(what, w, value()?)?),
+            "agent-send" => o.agent.send = Some(value()?.clone()),
             other => {
                 return Err(match planned(other) {
                     Some(work) => {

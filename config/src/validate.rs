@@ -2,7 +2,7 @@
 //! must agree, frontends that cannot work.
 
 use crate::error::Diagnostic;
-use crate::model::{Config, Mode, Named, Proxy};
+use crate::model::{Config, Mode, Named, Proxy, Server};
 use crate::rules::sample::Fetch;
 use crate::rules::BackendTarget;
 
@@ -42,6 +42,30 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                         p.kind.keyword(),
                         p.name,
                         u.server
+                    ),
+                ));
+            }
+        }
+        for s in &p.servers {
+            if let Some(e) = track_error(config, p, s) {
+                out.push(Diagnostic::alert(
+                    &s.location,
+                    format!(
+                        "{} '{}': server '{}': {e}",
+                        p.kind.keyword(),
+                        p.name,
+                        s.name
+                    ),
+                ));
+            }
+            if s.options.agent.enabled && s.options.agent.port.is_none() {
+                out.push(Diagnostic::alert(
+                    &s.location,
+                    format!(
+                        "{} '{}': server '{}': 'agent-check' needs an 'agent-port'",
+                        p.kind.keyword(),
+                        p.name,
+                        s.name
                     ),
                 ));
             }
@@ -89,6 +113,42 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
+}
+
+/// Why server `s` of `p` cannot track what its `track` names: an unknown backend or
+/// server, a server with neither checks nor agent at the end of the chain, or a loop.
+fn track_error(config: &Config, p: &Proxy, s: &Server) -> Option<String> {
+    s.options.track.as_ref()?;
+    let mut at = (p, s);
+    for _ in 0..=config.proxies.len() * 64 {
+        let Some(t) = &at.1.options.track else {
+            let o = &at.1.options;
+            return (!o.check.enabled && !o.agent.enabled).then(|| {
+                format!(
+                    "unable to use {}/{} for tracking as it does not have any check nor agent enabled",
+                    at.0.name, at.1.name
+                )
+            });
+        };
+        let be = match &t.backend {
+            Some(name) => match config.backend(name) {
+                Some(be) => be,
+                None => return Some(format!("'track': unable to find required backend '{name}'")),
+            },
+            None => at.0,
+        };
+        let Some(next) = be.servers.iter().find(|x| x.name == t.server) else {
+            return Some(format!(
+                "'track': unable to find required server '{}' in backend '{}'",
+                t.server, be.name
+            ));
+        };
+        if std::ptr::eq(next, s) {
+            return Some("'track' loops back to this server".into());
+        }
+        at = (be, next);
+    }
+    Some("'track' chain is too long or loops".into())
 }
 
 /// The backend a fetch names as its argument, if any.

@@ -4,6 +4,7 @@
 //! PROXY protocol header a server asks for.
 
 use crate::balance;
+use crate::checks::Observed;
 use crate::core::Core;
 use crate::io::{write_all, Deadline};
 use crate::plan::{Backend, BackendId, ServerPlan};
@@ -84,15 +85,18 @@ pub struct Origin {
 
 /// Takes a slot on `server`, queueing up to `queue_deadline` when it is full.
 async fn take_slot<'p>(
+    be: &Backend,
     server: &'p ServerPlan,
     queue_deadline: Instant,
 ) -> Result<Slot<'p>, ConnectError> {
-    let Some(max) = server.maxconn else {
+    if server.maxconn.is_none() {
         server.inflight.fetch_add(1, Ordering::Relaxed);
         return Ok(Slot { server });
-    };
+    }
     let mut queued = false;
     let result = loop {
+        // Recomputed on each try: slow start, `minconn`/`fullconn` and the agent move it.
+        let max = server.maxconn_now(be).unwrap_or(u32::MAX);
         let cur = server.inflight.load(Ordering::Relaxed);
         if cur < max
             && server
@@ -162,7 +166,7 @@ pub async fn connect<'p>(
                 )
             }
             (None, Choice::Balance, Balance::First) => {
-                balance::first(&view.weights, |i| be.servers[i].maxconn, load)
+                balance::first(&view.weights, |i| be.servers[i].maxconn_now(be), load)
             }
             (None, Choice::Balance, Balance::Random(draws)) => {
                 let mut rng = core.rng.get();
@@ -185,7 +189,7 @@ pub async fn connect<'p>(
     loop {
         let sp = &be.servers[server];
         let key = (be_id, server);
-        let slot = take_slot(sp, queue_deadline).await?;
+        let slot = take_slot(be, sp, queue_deadline).await?;
         if private.as_ref().is_some_and(|(k, _)| *k == key) {
             if let Some((_, stream)) = private.take() {
                 if !crate::io::looks_closed(&stream) {
@@ -209,7 +213,13 @@ pub async fn connect<'p>(
             }
         }
         let attempt: Deadline = connect_timeout.map(|d| Instant::now() + d);
-        match open(sp, attempt, origin).await {
+        let opened = open(sp, attempt, origin).await;
+        let seen = match opened {
+            Ok(_) => Observed::Fine,
+            Err(_) => Observed::ConnectError,
+        };
+        crate::checks::observe(&core.plan, be_id, server, seen);
+        match opened {
             Ok(stream) => {
                 return Ok(ServerConn {
                     stream,

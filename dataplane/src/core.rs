@@ -2,11 +2,12 @@
 //! `Rc` on its thread; nothing here is locked.
 
 use crate::balance::{RoundRobin, ServerMap};
+use crate::health::WARM;
 use crate::pipe::PipePool;
 use crate::plan::{Backend, Plan};
 use crate::pool::Pool;
 use crate::ring::Ring;
-use percore_config::HashMethod;
+use percore_config::{Balance, HashMethod};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -72,8 +73,9 @@ impl Core {
     }
 }
 
-/// The servers of a backend that take traffic, as of a state epoch: weights with down
-/// servers at 0, and HAProxy's server map (and hash ring) built from them.
+/// The servers of a backend that take traffic, as of a state epoch: effective weights
+/// in sixteenths with down servers at 0, and HAProxy's server map (and hash ring) built
+/// from them.
 pub struct View {
     /// The backend's epoch this view was built at.
     pub epoch: u64,
@@ -93,6 +95,10 @@ impl View {
         // Backups take over only when no active server is left: all of them with
         // `option allbackups`, otherwise only the first usable one.
         let first_backup = be.servers.iter().position(|s| s.backup && s.usable());
+        // HAProxy's static algorithms (`static-rr`, map-based hashing) ignore weight
+        // changes (slow start, agent) while a server stays up.
+        let fixed = be.balance == Balance::StaticRr
+            || (be.hash_type.method == HashMethod::MapBased && be.balance.hashes());
         let weights: Vec<u32> = be
             .servers
             .iter()
@@ -104,10 +110,10 @@ impl View {
                     } else {
                         s.backup && (be.allbackups || Some(i) == first_backup)
                     };
-                if takes {
-                    s.weight
-                } else {
-                    0
+                match (takes, fixed) {
+                    (false, _) => 0,
+                    (true, true) => s.weight * WARM,
+                    (true, false) => s.eweight(),
                 }
             })
             .collect();

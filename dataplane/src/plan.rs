@@ -2,15 +2,17 @@
 //! shared read-only by every core through an `Arc`; a reload will build a new one.
 //! Resolves server names once, at start; never does I/O afterwards.
 
+use crate::health::ServerState;
+use percore_config::check::Checks;
 use percore_config::rules::condition::Condition;
 use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::{BackendTarget, Rules};
 use percore_config::{
-    Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpCheck, HttpConnMode,
-    HttpReuse, Mode, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
+    AgentOptions, Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpConnMode,
+    HttpReuse, Mode, Observe, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +80,8 @@ pub struct Frontend {
     pub rules: Rules,
     /// `monitor-uri`: answered 200 by percore itself.
     pub monitor_uri: Option<String>,
+    /// `monitor fail`: the monitor URI answers 503 while this holds.
+    pub monitor_fail: Option<Condition>,
     /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
@@ -124,8 +128,13 @@ pub struct Backend {
     /// Bumped whenever a server of this backend goes up or down, so that executors
     /// rebuild their view of usable servers.
     pub epoch: AtomicU64,
-    /// `option httpchk`, when checks are HTTP requests.
-    pub httpchk: Option<HttpCheck>,
+    /// Health checks: protocol, request, expectation, logging.
+    pub checks: Checks,
+    /// `fullconn` (or HAProxy's default: a tenth of the `maxconn` of the frontends
+    /// that can reach the backend).
+    pub fullconn: u32,
+    /// `option persist`.
+    pub persist: bool,
     /// `cookie`, for persistence.
     pub cookie: Option<Cookie>,
     /// `option allbackups`.
@@ -180,10 +189,12 @@ pub struct ServerPlan {
     pub id: u32,
     /// Where to connect.
     pub addr: SocketAddr,
-    /// Round-robin weight; 0 takes no traffic.
+    /// Configured weight; 0 takes only persistent traffic.
     pub weight: u32,
     /// Concurrent requests allowed, if limited.
     pub maxconn: Option<u32>,
+    /// `minconn` (equal to `maxconn` unless set lower).
+    pub minconn: u32,
     /// Requests allowed to wait for a slot, if limited.
     pub maxqueue: Option<u32>,
     /// In-flight requests on this server, shared by all executors: one atomic
@@ -193,21 +204,54 @@ pub struct ServerPlan {
     pub queued: AtomicU32,
     /// PROXY protocol header to send first.
     pub send_proxy: Option<SendProxy>,
-    /// Health-check settings (`check` and its timings).
+    /// Health-check settings (`check` and its timings); `enabled` is false for a
+    /// server that tracks another.
     pub check: CheckOptions,
+    /// `slowstart`.
+    pub slowstart: Option<Duration>,
+    /// `observe`, `error-limit`, `on-error`.
+    pub observe: Observe,
+    /// `agent-check` settings (`enabled` only with a port).
+    pub agent: AgentOptions,
+    /// The server this one tracks: (backend, server), resolved to the end of a chain.
+    pub tracks: Option<(BackendId, usize)>,
+    /// The servers that track this one, directly or through a chain.
+    pub trackers: Vec<(BackendId, usize)>,
     /// `cookie VALUE`: this server's value in the persistence cookie.
     pub cookie: Option<String>,
     /// `backup`: used only when no active server can take traffic.
     pub backup: bool,
-    /// Whether the server takes traffic: set by the executor that owns its checks,
-    /// read by every executor's balancer.
-    pub up: AtomicBool,
+    /// Up or down, warmth, agent weight, live errors.
+    pub state: ServerState,
 }
 
 impl ServerPlan {
-    /// Whether the server takes traffic now: up, and with a non-zero weight.
+    /// Whether the server takes new, non-persistent traffic now: up, and with a
+    /// non-zero effective weight.
     pub fn usable(&self) -> bool {
-        self.weight > 0 && self.up.load(Ordering::Acquire)
+        self.state.is_up() && self.eweight() > 0
+    }
+
+    /// Whether the server is up, whatever its weight (persistent traffic goes to an
+    /// up server of weight 0, as in HAProxy).
+    pub fn is_up(&self) -> bool {
+        self.state.is_up()
+    }
+
+    /// The effective weight now, in sixteenths (slow start and agent applied).
+    pub fn eweight(&self) -> u32 {
+        self.state.eweight(self.weight)
+    }
+
+    /// The `maxconn` in force now in backend `be`, if the server is limited.
+    pub fn maxconn_now(&self, be: &Backend) -> Option<u32> {
+        let max = self.maxconn?;
+        // The backend's load only matters below `fullconn` with a lower `minconn`.
+        let conns = if self.minconn < max { be.conns() } else { 0 };
+        Some(
+            self.state
+                .maxconn_now(max, self.minconn, conns, be.fullconn),
+        )
     }
 }
 
@@ -215,6 +259,14 @@ impl Backend {
     /// How many of the backend's servers take traffic now (`nbsrv`).
     pub fn usable_servers(&self) -> usize {
         self.servers.iter().filter(|s| s.usable()).count()
+    }
+
+    /// Requests in flight on the backend's servers (`be_conn`).
+    pub fn conns(&self) -> u32 {
+        self.servers
+            .iter()
+            .map(|s| s.inflight.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -262,18 +314,33 @@ impl Plan {
                     id,
                     addr,
                     weight: s.options.weight,
-                    maxconn: s.options.maxconn,
+                    // As in HAProxy: `minconn` alone is a `maxconn`; `maxconn` alone is
+                    // also the `minconn`.
+                    maxconn: s.options.maxconn.max(s.options.minconn),
+                    minconn: s.options.minconn.or(s.options.maxconn).unwrap_or(0),
                     maxqueue: s.options.maxqueue,
                     inflight: AtomicU32::new(0),
                     queued: AtomicU32::new(0),
                     send_proxy: s.options.send_proxy,
                     check: CheckOptions {
-                        enabled: s.options.check.enabled && !s.options.disabled,
+                        enabled: s.options.check.enabled
+                            && !s.options.disabled
+                            && s.options.track.is_none(),
                         ..s.options.check.clone()
                     },
+                    slowstart: s.options.slowstart,
+                    observe: s.options.observe.clone(),
+                    agent: AgentOptions {
+                        enabled: s.options.agent.enabled
+                            && s.options.agent.port.is_some()
+                            && !s.options.disabled,
+                        ..s.options.agent.clone()
+                    },
+                    tracks: None,
+                    trackers: Vec::new(),
                     cookie: s.options.cookie.clone(),
                     backup: s.options.backup,
-                    up: AtomicBool::new(!s.options.disabled),
+                    state: ServerState::new(!s.options.disabled),
                 });
             }
             let use_server = p
@@ -295,7 +362,9 @@ impl Plan {
                 hash_type: p.hash_type,
                 hash_balance_factor: p.hash_balance_factor,
                 epoch: AtomicU64::new(0),
-                httpchk: p.httpchk.clone(),
+                checks: p.checks.clone(),
+                fullconn: p.fullconn.unwrap_or(0),
+                persist: p.options.persist,
                 cookie: p.cookie.clone(),
                 allbackups: p.options.allbackups,
                 servers,
@@ -305,10 +374,11 @@ impl Plan {
                 settings: Settings::of(p),
             });
         }
+        link_trackers(config, &mut backends);
         let backend_id = |name: &str| -> Option<BackendId> {
             backends.iter().position(|b: &Backend| b.name == name)
         };
-        let frontends = proxies
+        let frontends: Vec<Frontend> = proxies
             .filter(|(_, p)| p.kind.has_frontend())
             .map(|(id, p)| {
                 let own_backend = (p.kind == ProxyKind::Listen)
@@ -346,10 +416,12 @@ impl Plan {
                     switching,
                     rules: p.rules.clone(),
                     monitor_uri: p.monitor_uri.clone(),
+                    monitor_fail: p.monitor_fail.clone(),
                     settings: Settings::of(p),
                 }
             })
             .collect();
+        default_fullconn(&frontends, config.global.maxconn, &mut backends);
         Ok(Plan {
             frontends,
             backends,
@@ -367,6 +439,71 @@ impl Plan {
     /// The backend named `name`, for dynamic `use_backend` and fetches naming one.
     pub fn backend_named(&self, name: &[u8]) -> Option<BackendId> {
         self.backends.iter().position(|b| b.name.as_bytes() == name)
+    }
+}
+
+/// Resolves `track` lines (to the end of a chain) and gives each tracked server the
+/// list of its trackers. Validation has refused unknown targets and loops.
+fn link_trackers(config: &Config, backends: &mut [Backend]) {
+    let find = |be: &str, s: &str| -> Option<(BackendId, usize)> {
+        let b = backends.iter().position(|b| b.name == be)?;
+        Some((b, backends[b].servers.iter().position(|x| x.name == s)?))
+    };
+    let proxies: Vec<_> = config
+        .proxies
+        .iter()
+        .filter(|p| p.kind.has_backend())
+        .collect();
+    let direct = |b: BackendId, s: usize| -> Option<(BackendId, usize)> {
+        let t = proxies[b].servers[s].options.track.as_ref()?;
+        find(t.backend.as_deref().unwrap_or(&proxies[b].name), &t.server)
+    };
+    let mut links = Vec::new();
+    for (b, be) in backends.iter().enumerate() {
+        for s in 0..be.servers.len() {
+            let mut end = direct(b, s);
+            let mut hops = 0;
+            while let Some(next) = end.and_then(|(tb, ts)| direct(tb, ts)) {
+                end = Some(next);
+                hops += 1;
+                if hops > backends.len() * 256 {
+                    break;
+                }
+            }
+            if let Some(target) = end {
+                links.push(((b, s), target));
+            }
+        }
+    }
+    for ((b, s), (tb, ts)) in links {
+        backends[b].servers[s].tracks = Some((tb, ts));
+        backends[tb].servers[ts].trackers.push((b, s));
+    }
+}
+
+/// HAProxy's default `fullconn`: a tenth (rounded up, at least 1) of the `maxconn` of
+/// the frontends (the global `maxconn` when they set none) whose default or static
+/// `use_backend` rules reach the backend.
+fn default_fullconn(frontends: &[Frontend], global_maxconn: u32, backends: &mut [Backend]) {
+    let mut totals = vec![0u64; backends.len()];
+    for fe in frontends {
+        let maxconn = u64::from(fe.maxconn.unwrap_or(global_maxconn));
+        let mut reached: Vec<BackendId> = fe.default_backend.into_iter().collect();
+        for sw in &fe.switching {
+            if let SwitchTarget::Static(b) = sw.target {
+                if !reached.contains(&b) {
+                    reached.push(b);
+                }
+            }
+        }
+        for b in reached {
+            totals[b] += maxconn;
+        }
+    }
+    for (be, total) in backends.iter_mut().zip(totals) {
+        if be.fullconn == 0 {
+            be.fullconn = total.div_ceil(10).clamp(1, u64::from(u32::MAX)) as u32;
+        }
     }
 }
 

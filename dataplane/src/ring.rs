@@ -1,16 +1,14 @@
 //! `hash-type consistent`: HAProxy's hash ring, point for point. Each usable server
-//! owns `weight × 16` points whose positions derive from its numeric id, so a key
-//! lands on the same server in percore and in HAProxy, and only the keys of a server
-//! that comes or goes move. With `hash-balance-factor`, a server already carrying more
+//! owns one point per sixteenth of its effective weight (`weight × 16` when warm),
+//! placed by its numeric id, so a key lands on the same server in percore and in
+//! HAProxy, and only the keys of a server that comes or goes move. With `hash-balance-factor`, a server already carrying more
 //! than its share of the backend's load passes the key on to the next point
 //! ("consistent hashing with bounded loads").
 
 use crate::balance::full_hash;
 
-/// HAProxy's effective-weight scale: a server of weight `w` has `w × 16` points.
-const WEIGHT_SCALE: u32 = 16;
-/// The id stride between two servers' point numbers (256 weights × the scale).
-const ID_STRIDE: u32 = 256 * WEIGHT_SCALE;
+/// The id stride between two servers' point numbers (256 weights × 16).
+const ID_STRIDE: u32 = 256 * crate::health::WARM;
 
 /// A ring for the usable servers of one backend, as of one state epoch.
 #[derive(Debug, Clone, Default)]
@@ -25,14 +23,14 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// The ring of servers `(numeric id, weight)`, in declaration order; weight 0 keeps
-    /// a server off the ring.
+    /// The ring of servers `(numeric id, effective weight in sixteenths)`, in
+    /// declaration order: a server has one point per sixteenth (16 per unit of
+    /// configured weight when warm); weight 0 keeps it off the ring.
     pub fn new(servers: &[(u32, u32)]) -> Self {
         let mut points = Vec::new();
         let mut shares = Vec::with_capacity(servers.len());
         let mut total = 0u32;
-        for (index, &(id, weight)) in servers.iter().enumerate() {
-            let eweight = weight * WEIGHT_SCALE;
+        for (index, &(id, eweight)) in servers.iter().enumerate() {
             shares.push((eweight, total));
             total += eweight;
             points.extend((0..eweight).map(|n| {
@@ -122,13 +120,13 @@ mod tests {
 
     #[test]
     fn points_follow_weights_and_ids() {
-        let ring = Ring::new(&[(1, 1), (2, 3), (3, 0)]);
+        let ring = Ring::new(&[(1, 16), (2, 48), (3, 0)]);
         assert_eq!(ring.points.len(), 64);
         assert_eq!(ring.points.iter().filter(|p| p.1 == 1).count(), 48);
         assert!(ring.points.windows(2).all(|w| w[0].0 < w[1].0));
         let lands = |r: &Ring, h| r.get(h, None, 0, |_| 0).unwrap();
         // Removing a server moves only the keys it had.
-        let without = Ring::new(&[(1, 1), (2, 0), (3, 0)]);
+        let without = Ring::new(&[(1, 16), (2, 0), (3, 0)]);
         for h in (0..u32::MAX).step_by(7_654_321) {
             if lands(&ring, h) == 0 {
                 assert_eq!(lands(&without, h), 0);
@@ -139,7 +137,7 @@ mod tests {
 
     #[test]
     fn avoid_and_bounded_load() {
-        let ring = Ring::new(&[(1, 1), (2, 1)]);
+        let ring = Ring::new(&[(1, 16), (2, 16)]);
         for h in (0..u32::MAX).step_by(98_765_431) {
             let first = ring.get(h, None, 0, |_| 0).unwrap();
             assert_ne!(ring.get(h, Some(first), 0, |_| 0), Some(first));

@@ -172,19 +172,33 @@ async fn executor(
         .into_iter()
         .map(|(fi, bi, l)| compio::runtime::spawn(accept_loop(core.clone(), fi, bi, l)))
         .collect();
-    // This executor's share of the health checks: servers are dealt out in turn.
-    let checked = plan.backends.iter().enumerate().flat_map(|(b, be)| {
+    // This executor's share of the health and agent checks: servers are dealt out in
+    // turn, and a server's agent runs beside its health checks.
+    let owned = plan.backends.iter().enumerate().flat_map(|(b, be)| {
         be.servers
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.check.enabled)
+            .filter(|(_, s)| s.check.enabled || s.agent.enabled)
             .map(move |(s, _)| (b, s))
     });
-    let checking: Vec<_> = checked
-        .enumerate()
-        .filter(|(n, _)| n % executors == index)
-        .map(|(_, (b, s))| compio::runtime::spawn(crate::checks::run(plan.clone(), b, s)))
-        .collect();
+    let mut checking = Vec::new();
+    for (_, (b, s)) in owned.enumerate().filter(|(n, _)| n % executors == index) {
+        let sp = &plan.backends[b].servers[s];
+        if sp.check.enabled {
+            checking.push(compio::runtime::spawn(crate::checks::run(
+                plan.clone(),
+                b,
+                s,
+            )));
+        }
+        if sp.agent.enabled {
+            checking.push(compio::runtime::spawn(crate::checks::run_agent(
+                plan.clone(),
+                b,
+                s,
+            )));
+        }
+    }
     stop.wait().await;
     drop(accepting);
     drop(checking);

@@ -16,6 +16,7 @@
 //! nothing is allocated per request in steady state.
 
 use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
+use crate::checks::Observed;
 use crate::connect::{connect, Choice, ConnectError, Origin, Reuse, ServerConn};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
@@ -202,7 +203,8 @@ impl<'a> Session<'a> {
             self.requests += 1;
             self.new_transaction();
             if self.is_monitor_request() {
-                return self.fail(200).await;
+                let status = if self.monitor_fails() { 503 } else { 200 };
+                return self.fail(status).await;
             }
 
             // 2. The rules, which pick the backend or answer themselves.
@@ -449,6 +451,21 @@ impl<'a> Session<'a> {
         self.target() == uri.as_bytes()
     }
 
+    /// Whether `monitor fail` makes the monitor URI report a failure now.
+    fn monitor_fails(&self) -> bool {
+        if self.fe.monitor_fail.is_none() {
+            return false;
+        }
+        let env = Env {
+            core: self.core,
+            fe: self.fe,
+            be: Some(self.be),
+            server: None,
+        };
+        let cx = env.context(&self.txn, &self.req_head, &[]);
+        holds(&self.fe.monitor_fail, &self.fe.rules.acls, &cx)
+    }
+
     /// The request target of the current request: the rewritten head starts with
     /// "METHOD SP TARGET SP".
     fn target(&self) -> &[u8] {
@@ -471,8 +488,9 @@ impl<'a> Session<'a> {
         )
     }
 
-    /// The server a presented cookie designates, if it can take traffic; otherwise the
-    /// backend's algorithm decides.
+    /// The server a presented cookie designates, if it is up (even at weight 0, or
+    /// down with `option persist`, as in HAProxy); otherwise the backend's algorithm
+    /// decides.
     fn choice(&self, presented: Option<&str>) -> Choice {
         if let Some(i) = self.use_server() {
             return Choice::Server(i);
@@ -481,7 +499,7 @@ impl<'a> Session<'a> {
             self.be
                 .servers
                 .iter()
-                .position(|s| s.cookie.as_deref() == Some(v) && s.usable())
+                .position(|s| s.cookie.as_deref() == Some(v) && (s.is_up() || self.be.persist))
         });
         match persisted {
             Some(i) => Choice::Server(i),
@@ -490,7 +508,7 @@ impl<'a> Session<'a> {
     }
 
     /// The server a `use-server` rule names, when its condition holds and the server
-    /// can take traffic.
+    /// is up (weight 0 included) or `option persist` is set, as in HAProxy.
     fn use_server(&self) -> Option<usize> {
         let env = Env {
             core: self.core,
@@ -500,7 +518,7 @@ impl<'a> Session<'a> {
         };
         let cx = env.context(&self.txn, &self.req_head, &[]);
         self.be.use_server.iter().find_map(|(i, cond)| {
-            let usable = self.be.servers[*i].usable();
+            let usable = self.be.servers[*i].is_up() || self.be.persist;
             (usable && holds(cond, &self.be.rules.acls, &cx)).then_some(*i)
         })
     }
@@ -697,6 +715,7 @@ impl<'a> Session<'a> {
                 fe: self.fe,
                 be: self.be,
                 own_backend: self.fe.own_backend == Some(self.be_id),
+                be_id: self.be_id,
                 server_index: server.key.1,
                 txn: &mut self.txn,
                 req_head: &mut self.req_head,
@@ -832,6 +851,8 @@ struct ResponsePath<'s> {
     be: &'s Backend,
     /// The backend is the frontend's own (`listen`): its rules run once.
     own_backend: bool,
+    /// The backend's index, for `observe`.
+    be_id: BackendId,
     /// The server that answers.
     server_index: usize,
     /// Variables and what the request rules changed.
@@ -881,7 +902,15 @@ impl ResponsePath<'_> {
         respond(&env, self.own_backend, self.txn, &mut msg, &pages)
     }
 
+    /// Tells `observe` what this response showed of the server.
+    fn observed(&self, seen: Observed) {
+        crate::checks::observe(&self.core.plan, self.be_id, self.server_index, seen);
+    }
+
     fn fail(&self, status: u16) -> ResponseFail {
+        if matches!(status, 502 | 504) {
+            self.observed(Observed::ResponseError);
+        }
         if self.started.get() {
             ResponseFail::Broken
         } else {
@@ -928,6 +957,12 @@ impl ResponsePath<'_> {
             };
             self.sbuf.drain(..info.head_len);
             if info.status >= 200 {
+                let failed = (500..600).contains(&info.status) && !matches!(info.status, 501 | 505);
+                self.observed(if failed {
+                    Observed::ResponseError
+                } else {
+                    Observed::Fine
+                });
                 if let Verdict::Reply(r) = self.response_rules() {
                     return Err(ResponseFail::Replaced(r));
                 }

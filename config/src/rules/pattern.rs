@@ -303,19 +303,9 @@ fn int_range(text: &str, op: IntOp) -> Result<IntRange, String> {
     })
 }
 
-fn hex(text: &str) -> Result<Vec<u8>, String> {
-    let b = text.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return Err(format!("'{text}' is not an even number of hex digits"));
-    }
-    b.chunks(2)
-        .map(|p| {
-            std::str::from_utf8(p)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(|| format!("'{text}' is not hex"))
-        })
-        .collect()
+/// Bytes written in hexadecimal (`-m bin` patterns, `send-binary`, `expect binary`).
+pub fn hex(text: &str) -> Result<Vec<u8>, String> {
+    ::hex::decode(text).map_err(|e| format!("'{text}' is not hexadecimal bytes: {e}"))
 }
 
 #[cfg(test)]

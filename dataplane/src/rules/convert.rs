@@ -104,14 +104,7 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
                 .ok()?,
         ))),
         UrlDec => owned(percent_encoding::percent_decode(&v.as_bytes()).collect()),
-        Hex => {
-            let b = v.as_bytes();
-            let mut out = Vec::with_capacity(b.len() * 2);
-            for c in b.iter() {
-                out.extend_from_slice(format!("{c:02X}").as_bytes());
-            }
-            owned(out)
-        }
+        Hex => owned(hex::encode_upper(&*v.as_bytes()).into_bytes()),
         Hash(h, avalanche) => {
             let b = v.as_bytes();
             let raw = match h {

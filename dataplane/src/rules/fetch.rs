@@ -61,7 +61,7 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             let be = backend(cx, b)?;
             let mut free = 0i64;
             for s in be.servers.iter().filter(|s| s.usable()) {
-                let Some(max) = s.maxconn else {
+                let Some(max) = s.maxconn_now(be) else {
                     return Some(Value::Int(-1));
                 };
                 free += i64::from(max.saturating_sub(s.inflight.load(Ordering::Relaxed)));
