@@ -94,3 +94,41 @@ fn seed_03_prefix() {
         );
     }
 }
+
+/// A weight-0 server takes only persistent traffic; a server that is down keeps its
+/// persistent traffic with `option persist` and loses it without (as in HAProxy).
+#[test]
+fn weight_zero_and_option_persist() {
+    let (a, w, b) = (origin("a"), origin("w"), origin("b"));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (persist, expected) in [("  option persist\n", "b"), ("", "a")] {
+        let port = free_port();
+        let cfg = format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n{persist}  cookie SERVERID insert indirect\n  server a {} cookie a\n  server w {} cookie w weight 0\n  server b {} cookie b check port {dead} inter 100ms fall 1\n",
+            a.addr, w.addr, b.addr
+        );
+        let _p = Percore::start(&cfg, port);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let with = |server: &str| {
+            request(
+                port,
+                &format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: SERVERID={server}\r\nConnection: close\r\n\r\n"),
+            )
+            .header("x-origin")
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            with("w"),
+            "w",
+            "persistent traffic reaches a weight-0 server"
+        );
+        for _ in 0..4 {
+            assert_eq!(get(port, "/").header("x-origin").as_deref(), Some("a"));
+        }
+        assert_eq!(with("b"), expected, "{persist:?}");
+    }
+}

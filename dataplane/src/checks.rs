@@ -395,8 +395,9 @@ async fn http_check(wd: &mut Watchdog, stream: &TcpStream, http: &HttpCheck) -> 
     request.push_str(&http.body);
     send(wd, stream, request.into_bytes()).await?;
     let mut buf = Vec::new();
-    while receive(wd, stream, &mut buf).await? {}
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let head_request = http.method.eq_ignore_ascii_case("HEAD");
+    while !response_complete(&buf, head_request) && receive(wd, stream, &mut buf).await? {}
+    let head_end = head_end(&buf);
     let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
     let line = String::from_utf8_lossy(&buf[..line_end])
         .trim_end()
@@ -445,8 +446,41 @@ async fn http_check(wd: &mut Watchdog, stream: &TcpStream, http: &HttpCheck) -> 
     })
 }
 
+fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Whether a check response is all there, so that the check need not wait for the
+/// server to close: a complete head, then no body (a HEAD request, 1xx, 204, 304),
+/// `Content-Length` bytes, or a chunked body's last chunk.
+fn response_complete(buf: &[u8], head_request: bool) -> bool {
+    let Some(end) = head_end(buf) else {
+        return false;
+    };
+    let head = &buf[..end];
+    let status = head.get(9..12).unwrap_or_default();
+    if head_request || status.starts_with(b"1") || status == b"204" || status == b"304" {
+        return true;
+    }
+    let body = &buf[end..];
+    let value = |name: &str| {
+        header_lines(head)
+            .find(|h| head[h.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| &head[h.value])
+    };
+    if let Some(len) = value("content-length") {
+        let len: usize = std::str::from_utf8(len)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(usize::MAX);
+        return body.len() >= len;
+    }
+    value("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case(b"chunked"))
+        && body.ends_with(b"0\r\n\r\n")
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// `option tcp-check`: runs the steps in order; a connection is opened first when the
