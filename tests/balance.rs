@@ -386,3 +386,50 @@ fn hash_balance_factor_bounds_a_busy_server() {
         assert_eq!(used.len(), servers, "{factor:?}: {used:?}");
     }
 }
+
+/// Where `n` keep-alive requests land, counted per origin name.
+fn spread(
+    port: u16,
+    n: usize,
+    path: &dyn Fn(usize) -> String,
+) -> std::collections::BTreeMap<String, usize> {
+    use std::io::Write;
+    let mut s = connect(port);
+    let mut counts = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let req = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", path(i));
+        s.write_all(req.as_bytes()).unwrap();
+        let origin = read_response(&mut s, false).header("x-origin").unwrap();
+        *counts.entry(origin).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Over 10 000 requests, each weighted algorithm gives every server its weight's share
+/// within 2 points (weights 1, 2, 3, 4).
+#[test]
+fn weighted_algorithms_follow_weights_over_10k_requests() {
+    let origins = [origin("w1"), origin("w2"), origin("w3"), origin("w4")];
+    for balance in ["roundrobin", "static-rr", "random", "random(2)"] {
+        let port = free_port();
+        let named: Vec<(&str, &Origin, &str)> = vec![
+            ("w1", &origins[0], "weight 1"),
+            ("w2", &origins[1], "weight 2"),
+            ("w3", &origins[2], "weight 3"),
+            ("w4", &origins[3], "weight 4"),
+        ];
+        let _p = Percore::start(
+            &config(port, &format!("  balance {balance}\n"), &named),
+            port,
+        );
+        let counts = spread(port, 10_000, &|_| "/".to_string());
+        for (i, name) in ["w1", "w2", "w3", "w4"].iter().enumerate() {
+            let share = counts.get(*name).copied().unwrap_or(0) as f64 / 10_000.0;
+            let expected = (i + 1) as f64 / 10.0;
+            assert!(
+                (share - expected).abs() <= 0.02,
+                "{balance}: {name} got {share:.4}, weight share {expected}: {counts:?}"
+            );
+        }
+    }
+}
