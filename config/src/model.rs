@@ -378,6 +378,8 @@ pub struct Proxy {
     /// `fullconn`: the backend load at which servers reach their `maxconn` (those
     /// with a `minconn` run below it until then).
     pub fullconn: Option<u32>,
+    /// `capture request|response header` and `declare capture` slots.
+    pub captures: crate::rules::capture::Captures,
     /// `monitor fail if|unless COND`: the `monitor-uri` answers 503 when it holds.
     pub monitor_fail: Option<crate::rules::condition::Condition>,
     /// `cookie`: persistence through a cookie.
@@ -439,6 +441,7 @@ impl Proxy {
             errorfiles: Vec::new(),
             checks: Default::default(),
             fullconn: None,
+            captures: Default::default(),
             monitor_fail: None,
             cookie: None,
             monitor_uri: None,

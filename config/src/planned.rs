@@ -9,8 +9,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
             &[
                 "errorfiles",
                 "http-errors",
-                "capture",
-                "declare",
                 "unique-id-format",
                 "unique-id-header",
                 "option http-buffer-request",

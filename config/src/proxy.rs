@@ -60,6 +60,8 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "cookie", sections: D | B | L, parse: cookie },
     Keyword { name: "monitor-uri", sections: D | F | L, parse: monitor_uri },
     Keyword { name: "monitor", sections: F | L, parse: monitor },
+    Keyword { name: "capture", sections: F | L, parse: capture },
+    Keyword { name: "declare", sections: F | L, parse: declare },
     Keyword { name: "server", sections: B | L, parse: server },
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
@@ -752,6 +754,27 @@ fn tcp_check(
     _: &mut Vec<String>,
 ) -> Result<(), String> {
     tcp_check_line(&mut p.checks.tcp, args)
+}
+
+fn capture(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.captures.add(args, false)
+}
+
+fn declare(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    match args.split_first() {
+        Some((c, rest)) if c == "capture" => p.captures.add(rest, true),
+        _ => Err("'declare' expects 'capture request|response len LENGTH'".into()),
+    }
 }
 
 /// `monitor fail if|unless COND`.

@@ -4,6 +4,7 @@
 
 use crate::health::ServerState;
 use percore_config::check::Checks;
+use percore_config::rules::capture::Captures;
 use percore_config::rules::condition::Condition;
 use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::{BackendTarget, Rules};
@@ -82,6 +83,8 @@ pub struct Frontend {
     pub monitor_uri: Option<String>,
     /// `monitor fail`: the monitor URI answers 503 while this holds.
     pub monitor_fail: Option<Condition>,
+    /// Capture slots (`capture ... header`, `declare capture`).
+    pub captures: Captures,
     /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
@@ -417,6 +420,7 @@ impl Plan {
                     rules: p.rules.clone(),
                     monitor_uri: p.monitor_uri.clone(),
                     monitor_fail: p.monitor_fail.clone(),
+                    captures: p.captures.clone(),
                     settings: Settings::of(p),
                 }
             })

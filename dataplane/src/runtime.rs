@@ -325,6 +325,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     }
     let mut txn = TxnState {
         vars: Vars::default(),
+        captured: Default::default(),
         src: origin.src,
         dst: origin.dst,
         server_timeout: None,

@@ -30,6 +30,7 @@ use crate::io::{
 };
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
+use crate::rules::capture::capture_headers;
 use crate::rules::http::{
     after_response, error_reply, respond, run as run_http, run_redirects, Env, LocalReply,
     Messages, TxnState, Verdict,
@@ -202,6 +203,11 @@ impl<'a> Session<'a> {
             self.cbuf.drain(..info.head_len);
             self.requests += 1;
             self.new_transaction();
+            capture_headers(
+                &self.fe.captures.request,
+                &self.req_head,
+                &mut self.txn.captured.request,
+            );
             if self.is_monitor_request() {
                 let status = if self.monitor_fails() { 503 } else { 200 };
                 return self.fail(status).await;
@@ -297,6 +303,7 @@ impl<'a> Session<'a> {
     /// Forgets what the previous request's rules set.
     fn new_transaction(&mut self) {
         self.txn.vars.end_transaction();
+        self.txn.captured.clear();
         self.txn.src = self.origin.src;
         self.txn.server_timeout = None;
         self.txn.tunnel_timeout = None;
@@ -963,6 +970,11 @@ impl ResponsePath<'_> {
                 } else {
                     Observed::Fine
                 });
+                capture_headers(
+                    &self.fe.captures.response,
+                    self.head,
+                    &mut self.txn.captured.response,
+                );
                 if let Verdict::Reply(r) = self.response_rules() {
                     return Err(ResponseFail::Replaced(r));
                 }

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod action;
+pub mod capture;
 pub mod condition;
 pub mod logformat;
 pub mod pattern;

@@ -232,6 +232,10 @@ pub enum Fetch {
     },
     /// `status`.
     Status,
+    /// `capture.req.hdr(N)`: request capture slot N.
+    CapturedRequest(usize),
+    /// `capture.res.hdr(N)`: response capture slot N.
+    CapturedResponse(usize),
     /// `var(NAME[,DEFAULT])`.
     Var(VarName, Option<Arc<[u8]>>),
     /// `req.len`: request bytes buffered so far.
@@ -253,7 +257,7 @@ impl Fetch {
             SrvIsUp(..) => SampleType::Bool,
             Ip(_) | Src | Dst => SampleType::Ip,
             Str(_) | Env(_) | FeName | BeName | SrvName | Method | Path | Pathq | Query | Url
-            | Base | ReqVer | ResVer => SampleType::Str,
+            | Base | ReqVer | ResVer | CapturedRequest(_) | CapturedResponse(_) => SampleType::Str,
             UrlParam { int, .. } => {
                 if *int {
                     SampleType::Int
@@ -304,6 +308,8 @@ impl Fetch {
             | AvgQueue(None)
             | SrvIsUp(None, _) => Needs::Connection,
             ReqLen | ReqPayload(..) => Needs::Content,
+            CapturedRequest(_) => Needs::Request,
+            CapturedResponse(_) => Needs::Response,
             Method | Path | Pathq | Query | Url | Base | ReqVer | ProtoHttp | UrlParam { .. } => {
                 Needs::Request
             }
@@ -794,6 +800,16 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
                 VarName::parse(&args[0])?,
                 opt(args, 1).map(|d| d.as_bytes().into()),
             ))
+        }
+        "capture.req.hdr" | "capture.res.hdr" => {
+            arity(name, args, 1, 1)?;
+            let slot = usize::try_from(int_arg(name, &args[0])?)
+                .map_err(|_| format!("'{name}' expects a slot number, got '{}'", args[0]))?;
+            Ok(if name == "capture.req.hdr" {
+                CapturedRequest(slot)
+            } else {
+                CapturedResponse(slot)
+            })
         }
         "req.len" | "req_len" => none(ReqLen),
         "req.payload" => {

@@ -116,6 +116,8 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
                 )),
             }
         }
+        CapturedRequest(n) => Some(Value::str(cx.captured.request.get(*n)?.as_deref()?)),
+        CapturedResponse(n) => Some(Value::str(cx.captured.response.get(*n)?.as_deref()?)),
         Status => {
             let code = start_line(cx.res).1;
             Some(Value::Int(super::value::leading_int(code)?))

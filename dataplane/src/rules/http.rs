@@ -32,6 +32,8 @@ pub struct TxnState {
     pub server_timeout: Option<Duration>,
     /// `set-timeout tunnel`.
     pub tunnel_timeout: Option<Duration>,
+    /// Capture slots.
+    pub captured: super::capture::Captured,
 }
 
 /// Where the rules run: the proxies and server involved so far.
@@ -63,6 +65,7 @@ impl<'a> Env<'a> {
             req,
             res,
             vars: &st.vars,
+            captured: &st.captured,
             payload: &[],
         }
     }

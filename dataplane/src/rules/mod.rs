@@ -2,6 +2,7 @@
 //! that the configuration compiled, against one connection and its current messages.
 //! Nothing is parsed per request; values borrow from the message buffers where they can.
 
+pub mod capture;
 pub mod convert;
 pub mod fetch;
 pub mod http;
@@ -41,6 +42,8 @@ pub struct Context<'a> {
     pub res: &'a [u8],
     /// The connection's variables.
     pub vars: &'a Vars,
+    /// The transaction's capture slots.
+    pub captured: &'a capture::Captured,
     /// Request bytes buffered for content inspection.
     pub payload: &'a [u8],
 }
