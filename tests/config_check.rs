@@ -128,6 +128,14 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":2] : invalid regex '('",
         ),
         (
+            "backend b\n  http-request capture path len 4\n",
+            ":2] : 'capture ... len' declares a slot: only in a frontend's http-request rules",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-response capture status id 0\n",
+            ":3] : 'capture': no capture slot 0 is declared (yet)",
+        ),
+        (
             "backend b\n  tcp-check expect status 200\n",
             ":2] : 'tcp-check expect': unknown match 'status'",
         ),

@@ -424,8 +424,8 @@ backend tb\n  mode tcp\n  server b {}\n",
     assert!(!seen.is_empty());
 }
 
-/// `capture request|response header` and `declare capture`: slots in declaration
-/// order, the last occurrence cut to the slot's length, read back with
+/// `capture request|response header`, `declare capture` and the `capture` actions:
+/// slots in declaration order, values cut to the slot's length, read back with
 /// `capture.req.hdr(N)` and `capture.res.hdr(N)`.
 #[test]
 fn header_captures() {
@@ -435,15 +435,18 @@ fn header_captures() {
   declare capture request len 10\n\
   capture request header User-Agent len 64\n\
   capture response header X-Origin len 6\n\
-  http-request set-header X-Cap %[capture.req.hdr(0)]/%[capture.req.hdr(1)]/%[capture.req.hdr(2)]\n\
-  http-response set-header X-Res-Cap %[capture.res.hdr(0)]",
+  declare capture response len 2\n\
+  http-request capture path,upper len 3\n\
+  http-request set-header X-Cap %[capture.req.hdr(0)]/%[capture.req.hdr(1)]/%[capture.req.hdr(2)]/%[capture.req.hdr(3)]\n\
+  http-response capture status id 1\n\
+  http-response set-header X-Res-Cap %[capture.res.hdr(0)]/%[capture.res.hdr(1)]",
         "",
         &o,
     );
     let (r, seen) = echoed(
         port,
-        "GET /?echo=1 HTTP/1.1\r\nHost: first.example\r\nUser-Agent: a\r\nUser-Agent: curl/8\r\nConnection: close\r\n\r\n",
+        "GET /abcdef?echo=1 HTTP/1.1\r\nHost: first.example\r\nUser-Agent: a\r\nUser-Agent: curl/8\r\nConnection: close\r\n\r\n",
     );
-    assert!(seen.contains("X-Cap: first/-/curl/8\r\n"), "{seen}");
-    assert_eq!(r.header("x-res-cap").as_deref(), Some("origin"));
+    assert!(seen.contains("X-Cap: first/-/curl/8//AB\r\n"), "{seen}");
+    assert_eq!(r.header("x-res-cap").as_deref(), Some("origin/20"));
 }

@@ -13,7 +13,7 @@ use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
 use crate::rules::{
     self,
-    action::{http_action, tcp_action, HttpRuleSet, TcpAction},
+    action::{capture_action, http_action, tcp_action, HttpRuleSet, TcpAction},
     condition::{split_condition, Condition},
     logformat::LogFormat,
     read_file,
@@ -221,7 +221,18 @@ fn http_rules(
         HttpRuleSet::AfterResponse => ("http-after-response", Needs::Response),
     };
     let (words, cond) = split_condition(args);
-    let action = http_action(set, words, &read_file)?;
+    let action = match words.split_first() {
+        Some((c, rest)) if c == "capture" && set != HttpRuleSet::AfterResponse => {
+            let frontend = p.kind.has_frontend();
+            let slots = match set {
+                HttpRuleSet::Request => &mut p.captures.request,
+                _ => &mut p.captures.response,
+            };
+            let declared = frontend.then_some(slots.len());
+            capture_action(set, rest, slots, declared, &read_file)?
+        }
+        _ => http_action(set, words, &read_file)?,
+    };
     check_needs(action.needs(), phase, name)?;
     let cond = condition(p, cond, phase, name)?;
     let rule = Rule {

@@ -127,6 +127,10 @@ pub enum HttpAction {
     SetSrc(Sample),
     /// `set-timeout server|tunnel TIME`.
     SetTimeout(TimeoutKind, Duration),
+    /// `capture EXPR len N|id N`: keeps the sample's text in capture slot N of the
+    /// request (http-request) or response (http-response) side; the `len` form
+    /// declares its own slot at load.
+    Capture(Sample, usize),
 }
 
 impl HttpAction {
@@ -151,7 +155,9 @@ impl HttpAction {
             | HttpAction::ReplaceUri(_, _, v)
             | HttpAction::SetMethod(v) => v.needs(),
             HttpAction::ReplaceHeader(r) => r.replace.needs(),
-            HttpAction::SetVar(_, s) | HttpAction::SetSrc(s) => s.needs(),
+            HttpAction::SetVar(_, s) | HttpAction::SetSrc(s) | HttpAction::Capture(s, _) => {
+                s.needs()
+            }
             HttpAction::Allow
             | HttpAction::DelHeader(_)
             | HttpAction::SetStatus(..)
@@ -458,8 +464,7 @@ pub fn http_action(
         a if a.starts_with("track-sc") || a.starts_with("sc-") => Err(format!(
             "'{a}' is not supported by percore yet (planned: stick tables and peers)"
         )),
-        "capture"
-        | "set-log-level"
+        "set-log-level"
         | "set-mark"
         | "set-tos"
         | "set-nice"
@@ -489,6 +494,42 @@ pub fn http_action(
         )),
         other => Err(format!("unknown action '{other}'")),
     }
+}
+
+/// `capture EXPR len N` (request rules only; declares a new slot in `slots`) or
+/// `capture EXPR id N` (an existing slot; `declared` says how many a frontend has, or
+/// `None` in a backend, where the slots are the frontend's, known only at run time).
+pub fn capture_action(
+    set: HttpRuleSet,
+    args: &[String],
+    slots: &mut Vec<super::capture::Capture>,
+    declared: Option<usize>,
+    files: FileReader<'_>,
+) -> Result<HttpAction, String> {
+    let [expr, how, n] = args else {
+        return Err("'capture' expects 'EXPR len LENGTH' or 'EXPR id SLOT'".into());
+    };
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("'capture': '{how}' expects a number, got '{n}'"))?;
+    let sample = Sample::parse(expr, files)?;
+    let id = match how.as_str() {
+        "len" if set == HttpRuleSet::Request && declared.is_some() && n > 0 => {
+            slots.push(super::capture::Capture {
+                header: None,
+                len: n,
+            });
+            slots.len() - 1
+        }
+        "len" => return Err(
+            "'capture ... len' declares a slot: only in a frontend's http-request rules; use 'id'"
+                .into(),
+        ),
+        "id" if declared.is_none_or(|d| n < d) => n,
+        "id" => return Err(format!("'capture': no capture slot {n} is declared (yet)")),
+        other => return Err(format!("'capture' expects 'len' or 'id', got '{other}'")),
+    };
+    Ok(HttpAction::Capture(sample, id))
 }
 
 /// Parses the action part of a `tcp-request`/`tcp-response` line.

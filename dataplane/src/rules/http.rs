@@ -208,6 +208,28 @@ pub fn run(
                 }
             }
             HttpAction::UnsetVar(name) => st.vars.unset(name),
+            HttpAction::Capture(s, id) => {
+                let slots = match msg.side {
+                    Side::Request => &env.fe.captures.request,
+                    Side::Response => &env.fe.captures.response,
+                };
+                // `cx` borrows `st`: the value is copied out before the slot is written.
+                let value = slots.get(*id).and_then(|slot| {
+                    let v = sample(s, &cx)?;
+                    let b = v.as_bytes();
+                    Some(b[..b.len().min(slot.len)].to_vec())
+                });
+                if let Some(v) = value {
+                    let values = match msg.side {
+                        Side::Request => &mut st.captured.request,
+                        Side::Response => &mut st.captured.response,
+                    };
+                    if values.len() <= *id {
+                        values.resize(*id + 1, None);
+                    }
+                    values[*id] = Some(v);
+                }
+            }
             HttpAction::SetSrc(s) => {
                 if let Some(ip) = sample(s, &cx).and_then(|v| v.as_ip()) {
                     st.src = SocketAddr::new(ip, st.src.port());
