@@ -260,6 +260,28 @@ fn a_tracking_server_follows_the_tracked_one() {
     assert_eq!(get(port2, "/").status, 200);
 }
 
+/// Runs percore with one server `o`, checked every 100 ms under the backend lines
+/// `checks`: if `passes`, the server still serves after a few checks; otherwise it is
+/// reported with a line containing `down`.
+fn assert_check(o: &Origin, checks: &str, passes: bool, down: &str) {
+    let port = free_port();
+    let cfg = backend_config(
+        port,
+        1,
+        &format!(
+            "{checks}\n  server s {} check inter 100ms rise 1 fall 1\n",
+            o.addr
+        ),
+    );
+    let (_child, rx) = start_watched(&cfg, port);
+    if passes {
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(get(port, "/").status, 200, "{checks} should pass");
+    } else {
+        wait_line(&rx, down, Duration::from_secs(3));
+    }
+}
+
 /// `http-check expect` on the body, a header, and negated.
 #[test]
 fn http_check_expectations() {
@@ -274,22 +296,8 @@ fn http_check_expectations() {
         ("! rstatus ^2", false),
     ];
     for (expect, passes) in cases {
-        let port = free_port();
-        let cfg = backend_config(
-            port,
-            1,
-            &format!(
-                "  option httpchk GET /\n  http-check expect {expect}\n  server s {} check inter 100ms rise 1 fall 1\n",
-                o.addr
-            ),
-        );
-        let (_child, rx) = start_watched(&cfg, port);
-        if passes {
-            std::thread::sleep(Duration::from_millis(400));
-            assert_eq!(get(port, "/").status, 200, "{expect} should pass");
-        } else {
-            wait_line(&rx, "Server be/s is DOWN", Duration::from_secs(3));
-        }
+        let checks = format!("  option httpchk GET /\n  http-check expect {expect}");
+        assert_check(&o, &checks, passes, "Server be/s is DOWN");
     }
 }
 
@@ -302,26 +310,12 @@ fn tcp_check_sequences() {
         ("  tcp-check send GET\\ /\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect rstring ^HTTP/1\\.1\\ 5\n", false),
         ("  tcp-check connect\n  tcp-check send-binary 474554202f20485454502f312e300d0a0d0a\n  tcp-check expect binary 58", true),
     ] {
-        let port = free_port();
-        let cfg = backend_config(
-            port,
-            1,
-            &format!(
-                "  option tcp-check\n{steps}\n  server s {} check inter 100ms rise 1 fall 1\n",
-                o.addr
-            ),
+        assert_check(
+            &o,
+            &format!("  option tcp-check\n{steps}"),
+            passes,
+            "Server be/s is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content at step 2\"",
         );
-        let (_child, rx) = start_watched(&cfg, port);
-        if passes {
-            std::thread::sleep(Duration::from_millis(400));
-            assert_eq!(get(port, "/").status, 200, "{steps} should pass");
-        } else {
-            wait_line(
-                &rx,
-                "Server be/s is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content at step 2\"",
-                Duration::from_secs(3),
-            );
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Checks that need the whole configuration: references between sections, modes that
 //! must agree, frontends that cannot work.
 
-use crate::error::Diagnostic;
+use crate::error::{Diagnostic, Location};
 use crate::model::{Config, Mode, Named, Proxy, Server};
 use crate::rules::sample::Fetch;
 use crate::rules::BackendTarget;
@@ -35,69 +35,36 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
         }
         for u in &p.rules.use_server {
             if !p.servers.iter().any(|s| s.name == u.server) {
-                out.push(Diagnostic::alert(
+                out.push(alert(
+                    p,
                     &u.location,
-                    format!(
-                        "{} '{}': 'use-server' names unknown server '{}'",
-                        p.kind.keyword(),
-                        p.name,
-                        u.server
-                    ),
-                ));
-            }
-        }
-        for s in &p.servers {
-            if let Some(e) = track_error(config, p, s) {
-                out.push(Diagnostic::alert(
-                    &s.location,
-                    format!(
-                        "{} '{}': server '{}': {e}",
-                        p.kind.keyword(),
-                        p.name,
-                        s.name
-                    ),
-                ));
-            }
-            if s.options.agent.enabled && s.options.agent.port.is_none() {
-                out.push(Diagnostic::alert(
-                    &s.location,
-                    format!(
-                        "{} '{}': server '{}': 'agent-check' needs an 'agent-port'",
-                        p.kind.keyword(),
-                        p.name,
-                        s.name
-                    ),
+                    format!("'use-server' names unknown server '{}'", u.server),
                 ));
             }
         }
         for (i, s) in p.servers.iter().enumerate() {
+            if let Some(e) = track_error(config, p, s) {
+                out.push(alert(p, &s.location, format!("server '{}': {e}", s.name)));
+            }
+            if s.options.agent.enabled && s.options.agent.port.is_none() {
+                let e = format!("server '{}': 'agent-check' needs an 'agent-port'", s.name);
+                out.push(alert(p, &s.location, e));
+            }
             let Some(id) = s.options.id else { continue };
             if let Some(first) = p.servers[..i].iter().find(|o| o.options.id == Some(id)) {
-                out.push(Diagnostic::alert(
-                    &s.location,
-                    format!(
-                        "{} '{}': server '{}' has the same id ({id}) as server '{}'",
-                        p.kind.keyword(),
-                        p.name,
-                        s.name,
-                        first.name
-                    ),
-                ));
+                let e = format!(
+                    "server '{}' has the same id ({id}) as server '{}'",
+                    s.name, first.name
+                );
+                out.push(alert(p, &s.location, e));
             }
         }
         for acl in &p.rules.acls.list {
             for t in &acl.tests {
                 if let Some(be) = backend_argument(&t.sample.fetch) {
                     if config.backend(be).is_none() {
-                        out.push(Diagnostic::alert(
-                            &p.location,
-                            format!(
-                                "{} '{}': ACL '{}' names unknown backend '{be}'",
-                                p.kind.keyword(),
-                                p.name,
-                                acl.name
-                            ),
-                        ));
+                        let e = format!("ACL '{}' names unknown backend '{be}'", acl.name);
+                        out.push(alert(p, &p.location, e));
                     }
                 }
             }
@@ -113,6 +80,11 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
+}
+
+/// An alert about section `p`, at `at`, prefixed with the section's kind and name.
+fn alert(p: &Proxy, at: &Location, what: String) -> Diagnostic {
+    Diagnostic::alert(at, format!("{} '{}': {what}", p.kind.keyword(), p.name))
 }
 
 /// Why server `s` of `p` cannot track what its `track` names: an unknown backend or

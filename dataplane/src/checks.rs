@@ -151,7 +151,8 @@ pub fn set_up(plan: &Arc<Plan>, be_id: BackendId, s_id: usize, up: bool, why: &s
 
 /// After a change to a server's health or agent verdict (it was operational if
 /// `before`): starts the slow start when it came up, bumps the epoch, reports the
-/// change, and carries it to the servers tracking this one.
+/// change, and carries it to the servers tracking this one (a tracker has no trackers
+/// of its own: chains were resolved to their end at load).
 fn operational_change(plan: &Arc<Plan>, be_id: BackendId, s_id: usize, before: bool, why: &str) {
     let be = &plan.backends[be_id];
     let sp = &be.servers[s_id];
@@ -169,29 +170,8 @@ fn operational_change(plan: &Arc<Plan>, be_id: BackendId, s_id: usize, before: b
         let was = tracker.is_up();
         if tracker.state.up.swap(now, Ordering::AcqRel) != now {
             let via = format!("via {}/{}", be.name, sp.name);
-            operational_change_tracker(plan, tb, ts, was, &via);
+            operational_change(plan, tb, ts, was, &via);
         }
-    }
-}
-
-/// A tracker's share of [`operational_change`]: it has no trackers of its own (chains
-/// were resolved to their end at load).
-fn operational_change_tracker(
-    plan: &Arc<Plan>,
-    be_id: BackendId,
-    s_id: usize,
-    before: bool,
-    via: &str,
-) {
-    let be = &plan.backends[be_id];
-    let sp = &be.servers[s_id];
-    let now = sp.is_up();
-    if now && !before {
-        start_slow_start(plan, be_id, s_id);
-    }
-    be.epoch.fetch_add(1, Ordering::AcqRel);
-    if now != before {
-        announce(be, sp, now, via);
     }
 }
 
@@ -203,11 +183,7 @@ fn announce(be: &Backend, sp: &ServerPlan, up: bool, why: &str) {
         .filter(|s| !s.backup && s.usable())
         .count();
     let backup = be.servers.iter().filter(|s| s.backup && s.usable()).count();
-    let queued: u32 = be
-        .servers
-        .iter()
-        .map(|s| s.queued.load(Ordering::Relaxed))
-        .sum();
+    let queued = be.queued();
     let pid = std::process::id();
     let sep = if why.starts_with("via") { " " } else { ", " };
     if up {

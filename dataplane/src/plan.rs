@@ -271,6 +271,14 @@ impl Backend {
             .map(|s| s.inflight.load(Ordering::Relaxed))
             .sum()
     }
+
+    /// Requests waiting for a slot on the backend's servers (`queue`).
+    pub fn queued(&self) -> u32 {
+        self.servers
+            .iter()
+            .map(|s| s.queued.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// Custom error responses from `errorfile`, by status code.

@@ -386,12 +386,7 @@ impl<'a> Session<'a> {
             let hold = first_set(&[t.tarpit, t.connect]).unwrap_or_default();
             compio::time::sleep(hold).await;
         }
-        let env = Env {
-            core: self.core,
-            fe: self.fe,
-            be: Some(self.be),
-            server: None,
-        };
+        let env = self.env();
         self.after_response(&env, &mut reply.head);
         let has_connection = message::header_values(&reply.head, Some("connection"), false)
             .next()
@@ -458,17 +453,22 @@ impl<'a> Session<'a> {
         self.target() == uri.as_bytes()
     }
 
+    /// Where the request's rules run once its backend is chosen and before a server is.
+    fn env(&self) -> Env<'a> {
+        Env {
+            core: self.core,
+            fe: self.fe,
+            be: Some(self.be),
+            server: None,
+        }
+    }
+
     /// Whether `monitor fail` makes the monitor URI report a failure now.
     fn monitor_fails(&self) -> bool {
         if self.fe.monitor_fail.is_none() {
             return false;
         }
-        let env = Env {
-            core: self.core,
-            fe: self.fe,
-            be: Some(self.be),
-            server: None,
-        };
+        let env = self.env();
         let cx = env.context(&self.txn, &self.req_head, &[]);
         holds(&self.fe.monitor_fail, &self.fe.rules.acls, &cx)
     }
@@ -517,12 +517,7 @@ impl<'a> Session<'a> {
     /// The server a `use-server` rule names, when its condition holds and the server
     /// is up (weight 0 included) or `option persist` is set, as in HAProxy.
     fn use_server(&self) -> Option<usize> {
-        let env = Env {
-            core: self.core,
-            fe: self.fe,
-            be: Some(self.be),
-            server: None,
-        };
+        let env = self.env();
         let cx = env.context(&self.txn, &self.req_head, &[]);
         self.be.use_server.iter().find_map(|(i, cond)| {
             let usable = self.be.servers[*i].is_up() || self.be.persist;

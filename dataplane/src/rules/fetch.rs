@@ -46,16 +46,12 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
         SrvName => Some(Value::str(cx.be?.servers[cx.server?].name.as_bytes())),
         SrvId => int(cx.be?.servers[cx.server?].id as usize),
         Nbsrv(b) => int(backend(cx, b)?.usable_servers()),
-        BeConn(b) => int(backend(cx, b)?
-            .servers
-            .iter()
-            .map(|s| s.inflight.load(Ordering::Relaxed) as usize)
-            .sum()),
-        Queue(b) => int(queued(backend(cx, b)?)),
+        BeConn(b) => int(backend(cx, b)?.conns() as usize),
+        Queue(b) => int(backend(cx, b)?.queued() as usize),
         AvgQueue(b) => {
             let be = backend(cx, b)?;
             let up = be.usable_servers();
-            int(queued(be).div_ceil(up.max(1)))
+            int((be.queued() as usize).div_ceil(up.max(1)))
         }
         Connslots(b) => {
             let be = backend(cx, b)?;
@@ -248,13 +244,6 @@ fn backend<'a>(cx: &Context<'a>, name: &Option<String>) -> Option<&'a Backend> {
         }
         None => cx.be,
     }
-}
-
-fn queued(be: &Backend) -> usize {
-    be.servers
-        .iter()
-        .map(|s| s.queued.load(Ordering::Relaxed) as usize)
-        .sum()
 }
 
 #[cfg(test)]
