@@ -43,7 +43,9 @@ const SUPPORTED_SEEDS: &[&str] = &[
     "03-cookie-prefix.cfg",
     "04-smtp-source.cfg",
     "07-l7-static-split.cfg",
+    "11-smtp-proxy-protocol.cfg",
     "12-proxy-protocol-chain.cfg",
+    "13-name-based-vhosts.cfg",
 ];
 
 #[test]

@@ -1,6 +1,6 @@
 //! Keywords of the `global` section.
 
-use crate::model::{CpuMap, Global};
+use crate::model::{CpuMap, Global, LogHostname};
 use crate::planned::unsupported;
 use crate::units::{parse_size, parse_uint};
 
@@ -45,6 +45,20 @@ pub fn keyword(g: &mut Global, words: &[String]) -> Result<(), String> {
             g.tune.http_maxhdr = n;
         }
         "tune.pipesize" => g.tune.pipesize = Some(size_arg(kw, args)?),
+        "log" => match crate::log::log_line(args)? {
+            crate::log::LogLine::Target(t) => g.logs.push(t),
+            crate::log::LogLine::Global => {
+                return Err("'log global' is for proxies; the global section names targets".into())
+            }
+        },
+        "log-tag" => g.log_tag = Some(one(kw, args)?.to_string()),
+        "log-send-hostname" => {
+            g.log_send_hostname = Some(match args {
+                [] => LogHostname::System,
+                [name] => LogHostname::Named(name.clone()),
+                _ => return Err("'log-send-hostname' takes at most a host name".into()),
+            })
+        }
         "nbproc" => return Err("'nbproc' was removed in HAProxy 2.5; use 'nbthread'".into()),
         _ => return Err(unsupported(kw, "global")),
     }

@@ -7,6 +7,7 @@ pub mod cond;
 pub mod error;
 pub mod global;
 pub mod lexer;
+pub mod log;
 pub mod model;
 pub mod parser;
 pub mod peers;

@@ -47,6 +47,21 @@ pub struct Global {
     pub ulimit_n: Option<u64>,
     /// Buffer and parser limits.
     pub tune: Tune,
+    /// `log` lines: the targets proxies reach with `log global`.
+    pub logs: Vec<crate::log::LogTarget>,
+    /// `log-tag`: the tag of syslog headers (the program name by default).
+    pub log_tag: Option<String>,
+    /// `log-send-hostname [NAME]`: rfc3164 headers carry a host name.
+    pub log_send_hostname: Option<LogHostname>,
+}
+
+/// Which host name `log-send-hostname` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogHostname {
+    /// The system's host name.
+    System,
+    /// This name.
+    Named(String),
 }
 
 impl Default for Global {
@@ -60,6 +75,9 @@ impl Default for Global {
             maxpipes: None,
             ulimit_n: None,
             tune: Tune::default(),
+            logs: Vec::new(),
+            log_tag: None,
+            log_send_hostname: None,
         }
     }
 }
@@ -330,6 +348,12 @@ pub struct Options {
     /// `option persist`: a persistence cookie keeps naming a server that is down
     /// (until `option redispatch` moves the request).
     pub persist: bool,
+    /// `option dontlognull`: connections that sent nothing are not logged.
+    pub dontlognull: bool,
+    /// `option dontlog-normal`: only errors are logged.
+    pub dontlog_normal: bool,
+    /// `option log-separate-errors`: errors are logged at level `err`, not `info`.
+    pub log_separate_errors: bool,
 }
 
 /// A proxy section: frontend, backend, listen, or defaults.
@@ -386,6 +410,12 @@ pub struct Proxy {
     pub cookie: Option<Cookie>,
     /// `monitor-uri`: requests for this path are answered 200 by percore itself.
     pub monitor_uri: Option<String>,
+    /// `log` lines, in order (`no log` empties the list).
+    pub logs: Vec<crate::log::LogLine>,
+    /// `option httplog|tcplog` or `log-format`: the last one wins.
+    pub traffic_log: Option<crate::log::TrafficFormat>,
+    /// `log-tag`: this proxy's syslog tag.
+    pub log_tag: Option<String>,
 }
 
 /// `cookie NAME insert|prefix [indirect] [nocache] [httponly] [secure] [domain D]`.
@@ -445,6 +475,9 @@ impl Proxy {
             monitor_fail: None,
             cookie: None,
             monitor_uri: None,
+            logs: Vec::new(),
+            traffic_log: None,
+            log_tag: None,
         }
     }
 }

@@ -62,15 +62,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
         ),
         (
             &[
-                "log",
-                "log-format",
-                "log-tag",
-                "log-send-hostname",
-                "option httplog",
-                "option tcplog",
-                "option dontlognull",
-                "option dontlog-normal",
-                "option log-separate-errors",
                 "option logasap",
                 "stats",
                 "user",

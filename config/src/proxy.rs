@@ -4,6 +4,7 @@
 use crate::check::{http_check_line, option_httpchk, tcp_check_line, CheckType};
 use crate::error::Location;
 use crate::global::{no_args, one};
+use crate::log::TrafficFormat;
 use crate::model::{
     Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashMethod,
     HashType, HttpConnMode, HttpReuse, IpNet, Mode, Named, ObserveLayer, OnError, OriginalTo,
@@ -70,6 +71,9 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "no", sections: ALL, parse: no_option },
     Keyword { name: "http-reuse", sections: D | B | L, parse: http_reuse },
     Keyword { name: "errorfile", sections: ALL, parse: errorfile },
+    Keyword { name: "log", sections: ALL, parse: log },
+    Keyword { name: "log-format", sections: D | F | L, parse: log_format },
+    Keyword { name: "log-tag", sections: ALL, parse: log_tag },
 ];
 
 fn bit(kind: ProxyKind) -> u8 {
@@ -612,8 +616,39 @@ fn no_option(
 ) -> Result<(), String> {
     match args.split_first() {
         Some((o, rest)) if o == "option" => set_option(p, rest, false),
-        _ => Err("'no' must be followed by 'option NAME'".into()),
+        Some((l, [])) if l == "log" => {
+            p.logs.clear();
+            Ok(())
+        }
+        _ => Err("'no' must be followed by 'option NAME' or 'log'".into()),
     }
+}
+
+fn log(p: &mut Proxy, args: &[String], _: &Location, _: &mut Vec<String>) -> Result<(), String> {
+    p.logs.push(crate::log::log_line(args)?);
+    Ok(())
+}
+
+fn log_format(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let text = one("log-format", args)?;
+    let lf = LogFormat::parse_log(text, &read_file)?;
+    p.traffic_log = Some(TrafficFormat::Custom(lf));
+    Ok(())
+}
+
+fn log_tag(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.log_tag = Some(one("log-tag", args)?.to_string());
+    Ok(())
 }
 
 fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
@@ -630,6 +665,26 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
         }
         "httpchk" | "tcp-check" => {
             p.checks.kind = CheckType::Connect;
+            return Ok(());
+        }
+        "httplog" | "tcplog" if on => {
+            match rest {
+                [] => {}
+                [clf] if clf == "clf" => {
+                    return Err(format!("'option {name} clf' is not supported by percore yet (planned: logs, stats and the runtime socket)"))
+                }
+                _ => return Err(format!("'option {name}' takes no argument but 'clf'")),
+            }
+            p.traffic_log = Some(if name == "httplog" {
+                TrafficFormat::Http
+            } else {
+                TrafficFormat::Tcp
+            });
+            return Ok(());
+        }
+        "httplog" | "tcplog" => {
+            no_args(&format!("no option {name}"), rest)?;
+            p.traffic_log = None;
             return Ok(());
         }
         "log-health-checks" => {
@@ -725,6 +780,18 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
         "persist" => {
             flag(rest)?;
             o.persist = on;
+        }
+        "dontlognull" => {
+            flag(rest)?;
+            o.dontlognull = on;
+        }
+        "dontlog-normal" => {
+            flag(rest)?;
+            o.dontlog_normal = on;
+        }
+        "log-separate-errors" => {
+            flag(rest)?;
+            o.log_separate_errors = on;
         }
         "splice-auto" => {
             flag(rest)?;
@@ -986,7 +1053,7 @@ pub fn bind_addr(s: &str) -> Result<BindAddr, String> {
 }
 
 /// Splits `HOST:PORT` on the last colon, honouring `ipv4@`/`ipv6@` prefixes and `[v6]`.
-fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
     let s = s
         .strip_prefix("ipv4@")
         .or_else(|| s.strip_prefix("ipv6@"))

@@ -10,6 +10,7 @@
 use crate::health::WARM;
 use crate::http::message::{header_lines, trim};
 use crate::io::Watchdog;
+use crate::log::syslog::level;
 use crate::plan::{Backend, BackendId, Plan, ServerPlan};
 use compio::buf::{BufResult, IntoInner, IoBufMut};
 use compio::io::{AsyncRead, AsyncWriteExt};
@@ -125,12 +126,23 @@ fn log_result(
     } else {
         format!("{}/{} DOWN", successes.min(c.rise), c.rise)
     };
-    eprintln!(
-        "[WARNING]  ({}) : Health check for server {}/{} {verdict}, reason: {reason}{info}, check duration: {took}ms, status: {status}.",
-        std::process::id(),
-        be.name,
-        sp.name
+    let msg = format!(
+        "Health check for server {}/{} {verdict}, reason: {reason}{info}, check duration: {took}ms, status: {status}.",
+        be.name, sp.name
     );
+    report(be, "WARNING", level::NOTICE, &msg);
+}
+
+/// Reports a backend event on stderr, with HAProxy's prefix, and to the backend's
+/// `log` targets.
+fn report(be: &Backend, severity: &str, level: u8, msg: &str) {
+    let pid = std::process::id();
+    eprintln!(
+        "[{severity}]{:pad$}({pid}) : {msg}",
+        "",
+        pad = 9 - severity.len()
+    );
+    crate::log::event(be, level, msg);
 }
 
 /// Sets the health verdict of a server, and through it of the servers that track it;
@@ -184,24 +196,23 @@ fn announce(be: &Backend, sp: &ServerPlan, up: bool, why: &str) {
         .count();
     let backup = be.servers.iter().filter(|s| s.backup && s.usable()).count();
     let queued = be.queued();
-    let pid = std::process::id();
     let sep = if why.starts_with("via") { " " } else { ", " };
     if up {
-        eprintln!(
-            "[WARNING]  ({pid}) : Server {}/{} is UP{sep}{why}. {active} active and {backup} backup servers online. 0 sessions requeued, {queued} total in queue.",
+        let msg = format!(
+            "Server {}/{} is UP{sep}{why}. {active} active and {backup} backup servers online. 0 sessions requeued, {queued} total in queue.",
             be.name, sp.name
         );
+        report(be, "WARNING", level::NOTICE, &msg);
     } else {
         let inflight = sp.inflight.load(Ordering::Relaxed);
-        eprintln!(
-            "[WARNING]  ({pid}) : Server {}/{} is DOWN{sep}{why}. {active} active and {backup} backup servers left. {inflight} sessions active, 0 requeued, {queued} remaining in queue.",
+        let msg = format!(
+            "Server {}/{} is DOWN{sep}{why}. {active} active and {backup} backup servers left. {inflight} sessions active, 0 requeued, {queued} remaining in queue.",
             be.name, sp.name
         );
+        report(be, "WARNING", level::ALERT, &msg);
         if active + backup == 0 {
-            eprintln!(
-                "[ALERT]    ({pid}) : backend '{}' has no server available!",
-                be.name
-            );
+            let msg = format!("backend '{}' has no server available!", be.name);
+            report(be, "ALERT", level::EMERG, &msg);
         }
     }
 }

@@ -83,11 +83,42 @@ pub struct Origin {
     pub dst: SocketAddr,
 }
 
+/// What a request asks of its server connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    /// Which idle connections it may take.
+    pub reuse: Reuse,
+    /// How its server is chosen.
+    pub choice: Choice,
+    /// Its client's addresses (for PROXY headers).
+    pub origin: Origin,
+}
+
+/// What getting a server connection went through, for the logs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attempts {
+    /// When the request had its server slot (left the queue).
+    pub slot_at: Option<Instant>,
+    /// When the connection was ready.
+    pub ready_at: Option<Instant>,
+    /// The server last tried.
+    pub server: Option<usize>,
+    /// Connection retries.
+    pub retries: u32,
+    /// The last retry went to another server.
+    pub redispatched: bool,
+    /// The last attempt timed out (rather than being refused).
+    pub timed_out: bool,
+    /// How many requests were queued on the server when this one joined them.
+    pub queue_pos: u32,
+}
+
 /// Takes a slot on `server`, queueing up to `queue_deadline` when it is full.
 async fn take_slot<'p>(
     be: &Backend,
     server: &'p ServerPlan,
     queue_deadline: Instant,
+    trace: &mut Attempts,
 ) -> Result<Slot<'p>, ConnectError> {
     if server.maxconn.is_none() {
         server.inflight.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +142,7 @@ async fn take_slot<'p>(
         }
         if !queued {
             let waiting = server.queued.fetch_add(1, Ordering::Relaxed);
+            trace.queue_pos = waiting + 1;
             queued = true;
             if server.maxqueue.is_some_and(|mq| waiting >= mq) {
                 break Err(ConnectError::QueueFull);
@@ -133,11 +165,15 @@ pub async fn connect<'p>(
     core: &Core,
     plan: &'p crate::plan::Plan,
     be_id: BackendId,
-    reuse: Reuse,
+    want: Wanted,
     private: &mut Option<(ServerKey, TcpStream)>,
-    origin: Origin,
-    choice: Choice,
+    trace: &mut Attempts,
 ) -> Result<ServerConn<'p>, ConnectError> {
+    let Wanted {
+        reuse,
+        choice,
+        origin,
+    } = want;
     let be: &Backend = &plan.backends[be_id];
     // A redispatch (`exclude`) moves to the next point of a consistent hash ring, as
     // in HAProxy; otherwise to the next server by round-robin: a map-based hash would
@@ -189,10 +225,13 @@ pub async fn connect<'p>(
     loop {
         let sp = &be.servers[server];
         let key = (be_id, server);
-        let slot = take_slot(be, sp, queue_deadline).await?;
+        trace.server = Some(server);
+        let slot = take_slot(be, sp, queue_deadline, trace).await?;
+        trace.slot_at = Some(Instant::now());
         if private.as_ref().is_some_and(|(k, _)| *k == key) {
             if let Some((_, stream)) = private.take() {
                 if !crate::io::looks_closed(&stream) {
+                    trace.ready_at = trace.slot_at;
                     return Ok(ServerConn {
                         stream,
                         key,
@@ -204,6 +243,7 @@ pub async fn connect<'p>(
         }
         if reuse.shared && sp.send_proxy.is_none() {
             if let Some(stream) = core.pool.borrow_mut().take(key) {
+                trace.ready_at = trace.slot_at;
                 return Ok(ServerConn {
                     stream,
                     key,
@@ -219,21 +259,26 @@ pub async fn connect<'p>(
             Err(_) => Observed::ConnectError,
         };
         crate::checks::observe(&core.plan, be_id, server, seen);
+        trace.timed_out = matches!(opened, Err(crate::io::IoFail::Timeout));
         match opened {
             Ok(stream) => {
+                trace.ready_at = Some(Instant::now());
                 return Ok(ServerConn {
                     stream,
                     key,
                     reused: false,
                     slot,
-                })
+                });
             }
             Err(_) if retries_left == 0 => return Err(ConnectError::Failed),
             Err(_) => {
                 drop(slot);
                 retries_left -= 1;
+                trace.retries += 1;
                 if be.redispatch && retries_left == 0 {
-                    server = pick(Some(server)).unwrap_or(server);
+                    let next = pick(Some(server)).unwrap_or(server);
+                    trace.redispatched = next != server;
+                    server = next;
                 } else {
                     let pause = connect_timeout
                         .unwrap_or(Duration::from_secs(1))

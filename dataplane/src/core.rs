@@ -34,6 +34,8 @@ pub struct Core {
     pub active: Cell<usize>,
     /// Client connections open in the whole process (for global `maxconn`).
     pub process_conns: Arc<AtomicU32>,
+    /// Where log lines and their datagrams are built.
+    pub log_bufs: RefCell<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Core {
@@ -59,6 +61,7 @@ impl Core {
             pipes: RefCell::new(pipes),
             active: Cell::new(0),
             process_conns,
+            log_bufs: RefCell::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod io;
 pub mod listener;
+pub mod log;
 pub mod pipe;
 pub mod plan;
 pub mod pool;

@@ -3,14 +3,18 @@
 //! Resolves server names once, at start; never does I/O afterwards.
 
 use crate::health::ServerState;
+use crate::log::syslog::{Identity, Loggers, Sink};
+use crate::log::TrafficLog;
 use percore_config::check::Checks;
+use percore_config::log::{LogLine, LogTarget};
 use percore_config::rules::capture::Captures;
 use percore_config::rules::condition::Condition;
 use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::{BackendTarget, Rules};
 use percore_config::{
     AgentOptions, Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpConnMode,
-    HttpReuse, Mode, Observe, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts, Tune,
+    HttpReuse, LogHostname, Mode, Observe, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts,
+    Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -34,6 +38,14 @@ pub enum PlanError {
         /// What the resolver said.
         reason: String,
     },
+    /// A log target's socket could not be opened.
+    #[error("cannot open log target {target:?}: {reason}")]
+    Log {
+        /// The target.
+        target: percore_config::log::LogAddr,
+        /// What the system said.
+        reason: String,
+    },
 }
 
 /// Everything the executors need, compiled once.
@@ -50,6 +62,8 @@ pub struct Plan {
     /// `maxpipes`: the most splice pipes for the whole process (HAProxy's default is a
     /// quarter of `maxconn`); executors share it out evenly.
     pub maxpipes: usize,
+    /// What syslog headers and `%H` say of this process.
+    pub identity: Arc<Identity>,
 }
 
 /// Index of a backend in [`Plan::backends`].
@@ -86,6 +100,8 @@ pub struct Frontend {
     /// Capture slots (`capture ... header`, `declare capture`).
     pub captures: Captures,
     /// Timeouts, connection mode, header additions, splicing and error pages.
+    /// Traffic logs.
+    pub log: TrafficLog,
     pub settings: Settings,
 }
 
@@ -149,6 +165,8 @@ pub struct Backend {
     /// `http-reuse`.
     pub reuse: HttpReuse,
     /// Timeouts, connection mode, header additions, splicing and error pages.
+    /// Where server state changes are logged.
+    pub loggers: Loggers,
     pub settings: Settings,
 }
 
@@ -304,6 +322,32 @@ impl ErrorPages {
 impl Plan {
     /// Compiles a validated configuration.
     pub fn compile(config: &Config) -> Result<Plan, PlanError> {
+        let identity = Arc::new(Identity {
+            tag: config.global.log_tag.clone().unwrap_or_else(program_name),
+            send_hostname: config.global.log_send_hostname.as_ref().map(|h| match h {
+                LogHostname::System => crate::log::system_hostname(),
+                LogHostname::Named(n) => n.clone(),
+            }),
+            hostname: crate::log::system_hostname(),
+            pid: std::process::id(),
+        });
+        let mut sinks = SinkSet::default();
+        let mut loggers = |p: &percore_config::Proxy| -> Result<Loggers, PlanError> {
+            let targets: Vec<Arc<Sink>> = p
+                .logs
+                .iter()
+                .flat_map(|l| match l {
+                    LogLine::Global => config.global.logs.clone(),
+                    LogLine::Target(t) => vec![t.clone()],
+                })
+                .map(|t| sinks.open(&t))
+                .collect::<Result<_, _>>()?;
+            let mut id = (*identity).clone();
+            if let Some(tag) = &p.log_tag {
+                id.tag = tag.clone();
+            }
+            Ok(Loggers::new(targets, Arc::new(id)))
+        };
         let mut backends = Vec::new();
         // A proxy's `id` is its position among all proxies, from 1.
         let proxies = config.proxies.iter().enumerate().map(|(i, p)| (i + 1, p));
@@ -382,6 +426,7 @@ impl Plan {
                 retries: p.retries,
                 redispatch: p.options.redispatch,
                 reuse: p.http_reuse,
+                loggers: loggers(p)?,
                 settings: Settings::of(p),
             });
         }
@@ -392,6 +437,16 @@ impl Plan {
         let frontends: Vec<Frontend> = proxies
             .filter(|(_, p)| p.kind.has_frontend())
             .map(|(id, p)| {
+                let log = TrafficLog {
+                    loggers: loggers(p)?,
+                    format: p
+                        .traffic_log
+                        .as_ref()
+                        .map(|f| f.compile(p.mode == Mode::Tcp)),
+                    dontlognull: p.options.dontlognull,
+                    dontlog_normal: p.options.dontlog_normal,
+                    separate_errors: p.options.log_separate_errors,
+                };
                 let own_backend = (p.kind == ProxyKind::Listen)
                     .then(|| backend_id(&p.name))
                     .flatten();
@@ -415,7 +470,7 @@ impl Plan {
                         })
                     })
                     .collect();
-                Frontend {
+                Ok(Frontend {
                     name: p.name.clone(),
                     id,
                     mode: p.mode,
@@ -429,10 +484,11 @@ impl Plan {
                     monitor_uri: p.monitor_uri.clone(),
                     monitor_fail: p.monitor_fail.clone(),
                     captures: p.captures.clone(),
+                    log,
                     settings: Settings::of(p),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, PlanError>>()?;
         default_fullconn(&frontends, config.global.maxconn, &mut backends);
         Ok(Plan {
             frontends,
@@ -443,8 +499,39 @@ impl Plan {
                 .global
                 .maxpipes
                 .unwrap_or(config.global.maxconn as usize / 4),
+            identity,
         })
     }
+}
+
+/// The log targets opened so far: proxies naming the same target share its socket.
+#[derive(Default)]
+struct SinkSet(std::collections::HashMap<LogTarget, Arc<Sink>>);
+
+impl SinkSet {
+    fn open(&mut self, t: &LogTarget) -> Result<Arc<Sink>, PlanError> {
+        if let Some(s) = self.0.get(t) {
+            return Ok(s.clone());
+        }
+        let sink = Arc::new(Sink::open(t).map_err(|e| PlanError::Log {
+            target: t.addr.clone(),
+            reason: e.to_string(),
+        })?);
+        self.0.insert(t.clone(), sink.clone());
+        Ok(sink)
+    }
+}
+
+/// The tag syslog headers carry by default: the program's name, as in HAProxy.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "percore".into())
 }
 
 impl Plan {

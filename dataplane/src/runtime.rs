@@ -344,6 +344,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     {
         return;
     }
+    crate::log::connect_from(&core, fe, txn.src, txn.dst);
     match fe.mode {
         Mode::Http => {
             let serving = Box::pin(crate::stream::serve(
@@ -366,7 +367,15 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
                     return;
                 }
             }
-            let relaying = Box::pin(crate::tcp::relay(&core, fe, be, client, buf, origin));
+            let relaying = Box::pin(crate::tcp::relay(
+                &core,
+                fe,
+                be,
+                client,
+                buf,
+                (origin, accepted),
+                &txn,
+            ));
             relaying.await
         }
     }

@@ -17,17 +17,20 @@
 
 use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::checks::Observed;
-use crate::connect::{connect, Choice, ConnectError, Origin, Reuse, ServerConn};
+use crate::connect::{connect, Attempts, Choice, ConnectError, Origin, Reuse, ServerConn, Wanted};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
 use crate::http::head::{
     finish_request, parse_request, parse_response, Limits, RequestEdits, RequestInfo,
 };
+use crate::http::message::start_line;
 use crate::http::{cookie, message};
 use crate::io::{
     deadline, linger, read_more, shutdown_write, wait_readable, write_all, write_range, Deadline,
     IoFail, Watchdog,
 };
+use crate::log::record::{Cause, ClientCookie, Phase, Record, ServerCookie};
+use crate::log::vars::request_line;
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use crate::rules::capture::capture_headers;
@@ -35,6 +38,7 @@ use crate::rules::http::{
     after_response, error_reply, respond, run as run_http, run_redirects, Env, LocalReply,
     Messages, TxnState, Verdict,
 };
+use crate::rules::value::leading_int;
 use crate::rules::{holds, run_tcp, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
@@ -52,8 +56,8 @@ const ERROR_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 /// How waiting for a request head ended, when it did not give a request.
 enum HeadWait {
-    /// The client closed (or reset) between requests.
-    Closed,
+    /// The client closed (or reset); `partial` says whether part of a head had come.
+    Closed { partial: bool },
     /// No complete head in time; `partial` says whether some of it had arrived.
     Timeout { partial: bool },
     /// The head is invalid: answer with this status.
@@ -67,8 +71,9 @@ enum ResponseFail {
     Closed,
     /// Nothing reached the client yet: it gets this status.
     Status(u16),
-    /// The response was cut after it started: the client connection is closed.
-    Broken,
+    /// The response was cut after it started: the client connection is closed. Says
+    /// who cut it.
+    Broken(Cause),
     /// An `http-response` rule answered instead of the server.
     Replaced(LocalReply),
 }
@@ -98,8 +103,38 @@ struct Exchange {
 enum BodyFail {
     /// Invalid chunked encoding.
     Framing,
-    /// The sender closed before the end, or a socket failed or timed out.
-    Io,
+    /// The sender closed before the end, or a socket failed or timed out: says which
+    /// side and how, as the logs tell it.
+    Io(Cut),
+}
+
+/// Which side of a body transfer failed, and whether by a timeout.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// Reading from the sender.
+    Read { timeout: bool },
+    /// Writing to the receiver.
+    Write { timeout: bool },
+}
+
+impl Cut {
+    /// Who the logs blame, for a body going the way of `message`.
+    fn cause(self, message: Side) -> Cause {
+        let client_failed = matches!(
+            (self, message),
+            (Cut::Read { .. }, Side::Request) | (Cut::Write { .. }, Side::Response)
+        );
+        match (self, client_failed) {
+            (Cut::Read { timeout: true } | Cut::Write { timeout: true }, true) => {
+                Cause::ClientTimeout
+            }
+            (_, true) => Cause::ClientAbort,
+            (Cut::Read { timeout: true } | Cut::Write { timeout: true }, false) => {
+                Cause::ServerTimeout
+            }
+            (_, false) => Cause::ServerAbort,
+        }
+    }
 }
 
 impl From<FramingError> for BodyFail {
@@ -141,6 +176,12 @@ struct Session<'a> {
     close_server: bool,
     /// Variables, and what the rules changed of the client address and timeouts.
     txn: TxnState,
+    /// The current transaction's log record, when the frontend logs.
+    log: Option<Box<Record>>,
+    /// What getting the current request's server connection went through.
+    attempts: Attempts,
+    /// The current request's backend was chosen (until then, logs name the frontend).
+    routed: bool,
 }
 
 /// Serves one client connection in HTTP mode until it closes. `cbuf` holds what was
@@ -159,6 +200,7 @@ pub async fn serve(
     let be_id = fe.default_backend.unwrap_or(0);
     let Some(be) = plan.backends.get(be_id) else {
         send_error(&client, 503, &[&fe.settings.errors]).await;
+        linger(&client).await;
         return;
     };
     let mut session = Session {
@@ -184,6 +226,13 @@ pub async fn serve(
         requests: 0,
         close_server: false,
         txn,
+        log: fe.log.records().then(|| {
+            let mut rec = Box::new(Record::new(accepted));
+            rec.t_handshake = rec.now();
+            rec
+        }),
+        attempts: Attempts::default(),
+        routed: false,
     };
     session.run(accepted).await;
 }
@@ -194,29 +243,48 @@ impl<'a> Session<'a> {
             // 1. The request head.
             let info = match self.wait_head(accepted).await {
                 Ok(info) => info,
-                Err(HeadWait::Closed) => return,
+                Err(HeadWait::Closed { partial: false }) => return,
+                Err(HeadWait::Closed { partial: true }) => {
+                    return self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0)
+                }
                 // An idle keep-alive connection times out silently.
                 Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => return,
-                Err(HeadWait::Timeout { .. }) => return self.fail(408).await,
-                Err(HeadWait::Refused(status)) => return self.fail(status).await,
+                Err(HeadWait::Timeout { partial }) => {
+                    let end = (Cause::ClientTimeout, Phase::Request);
+                    if !partial && self.fe.log.dontlognull {
+                        self.log = None;
+                    }
+                    return self.fail(408, end).await;
+                }
+                Err(HeadWait::Refused(status)) => {
+                    return self.fail(status, (Cause::Proxy, Phase::Request)).await
+                }
             };
             self.cbuf.drain(..info.head_len);
             self.requests += 1;
             self.new_transaction();
+            if let Some(rec) = self.log.as_mut() {
+                rec.t_request = rec.now();
+                rec.bytes_in = info.head_len as u64;
+                rec.request_line
+                    .extend_from_slice(request_line(&self.req_head));
+            }
             capture_headers(
                 &self.fe.captures.request,
                 &self.req_head,
                 &mut self.txn.captured.request,
             );
             if self.is_monitor_request() {
+                // As in HAProxy, monitor requests are not logged.
+                self.log = None;
                 let status = if self.monitor_fails() { 503 } else { 200 };
-                return self.fail(status).await;
+                return self.fail(status, (Cause::Local, Phase::Request)).await;
             }
 
             // 2. The rules, which pick the backend or answer themselves.
             if let Err(reply) = self.request_rules() {
                 let close = reply.close || !info.keep_alive || info.framing != Framing::Empty;
-                let sending = Box::pin(self.send_reply(reply, &info, close));
+                let sending = Box::pin(self.send_reply(reply, &info, close, Phase::Request));
                 if !sending.await || close {
                     return;
                 }
@@ -238,10 +306,15 @@ impl<'a> Session<'a> {
             };
             let presented = self.take_cookie();
             let choice = self.choice(presented.as_deref());
-            let Ok(mut server) = self.server(Reuse { shared }, choice).await else {
-                return self.fail(503).await;
+            let mut server = match self.server(Reuse { shared }, choice).await {
+                Ok(server) => server,
+                Err(e) => {
+                    let end = self.connect_failure(&e);
+                    return self.fail(503, end).await;
+                }
             };
             self.cookie_edit = self.cookie_edit_for(server.key.1, presented.as_deref());
+            self.note_cookies(presented.as_deref(), server.key.1);
 
             // 4-5. The exchange.
             let result = if info.framing == Framing::Empty {
@@ -254,10 +327,13 @@ impl<'a> Session<'a> {
                 if matches!(r, Err(ResponseFail::Closed)) && server.reused {
                     // An idle connection the server had just closed: one fresh attempt.
                     drop(server);
-                    let Ok(fresh) = self.server(Reuse { shared: false }, choice).await else {
-                        return self.fail(503).await;
+                    server = match self.server(Reuse { shared: false }, choice).await {
+                        Ok(fresh) => fresh,
+                        Err(e) => {
+                            let end = self.connect_failure(&e);
+                            return self.fail(503, end).await;
+                        }
                     };
-                    server = fresh;
                     let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
                     r = exchange.await;
                 }
@@ -274,6 +350,9 @@ impl<'a> Session<'a> {
                         stream, key, slot, ..
                     } = server;
                     drop(slot);
+                    // Logged once the server slot is given back: `%bc` and `%sc` do not
+                    // count this request any more, as in HAProxy.
+                    self.conclude(None, Cause::Normal, Phase::Done, 0);
                     if x.server_reusable && !self.close_server {
                         if self.be.reuse == HttpReuse::Never
                             || self.be.servers[key.1].send_proxy.is_some()
@@ -288,11 +367,22 @@ impl<'a> Session<'a> {
                         return;
                     }
                 }
-                Err(ResponseFail::Closed) => return self.fail(502).await,
-                Err(ResponseFail::Status(status)) => return self.fail(status).await,
-                Err(ResponseFail::Broken) => return,
+                Err(ResponseFail::Closed) => {
+                    return self.fail(502, (Cause::ServerAbort, Phase::Headers)).await
+                }
+                Err(ResponseFail::Status(status)) => {
+                    let end = match status {
+                        504 => (Cause::ServerTimeout, Phase::Headers),
+                        400 => (Cause::ClientAbort, Phase::Data),
+                        _ => (Cause::Proxy, Phase::Headers),
+                    };
+                    return self.fail(status, end).await;
+                }
+                Err(ResponseFail::Broken(cause)) => {
+                    return self.conclude(None, cause, Phase::Data, 0);
+                }
                 Err(ResponseFail::Replaced(reply)) => {
-                    let sending = Box::pin(self.send_reply(reply, &info, true));
+                    let sending = Box::pin(self.send_reply(reply, &info, true, Phase::Headers));
                     sending.await;
                     return;
                 }
@@ -300,8 +390,75 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Ends the current transaction's log record, sends its line and starts the next
+    /// one. `status` is what percore itself answered, if it did; `sent` the bytes it
+    /// wrote for that answer.
+    fn conclude(&mut self, status: Option<u16>, cause: Cause, phase: Phase, sent: usize) {
+        let Some(rec) = self.log.as_mut() else { return };
+        rec.bytes_out += sent as u64;
+        rec.retries = self.attempts.retries;
+        rec.redispatched = self.attempts.redispatched;
+        rec.srv_queue = self.attempts.queue_pos;
+        if let Some(at) = self.attempts.slot_at {
+            rec.t_queue = rec.ms(at);
+        }
+        if let Some(at) = self.attempts.ready_at {
+            rec.t_connect = rec.ms(at);
+        }
+        rec.end(status, cause, phase);
+        let env = Env {
+            core: self.core,
+            fe: self.fe,
+            be: self.routed.then_some(self.be),
+            server: self.attempts.server,
+        };
+        let cx = env.context(&self.txn, &self.req_head, &self.resp_head);
+        crate::log::traffic(&cx, rec);
+        rec.restart();
+    }
+
+    /// How a failure to get a server connection ends the transaction.
+    fn connect_failure(&self, e: &ConnectError) -> (Cause, Phase) {
+        match e {
+            ConnectError::QueueFull | ConnectError::QueueTimeout => {
+                (Cause::ServerTimeout, Phase::Queue)
+            }
+            ConnectError::Failed if self.attempts.timed_out => {
+                (Cause::ServerTimeout, Phase::Connect)
+            }
+            ConnectError::Failed | ConnectError::NoServer => (Cause::ServerAbort, Phase::Connect),
+        }
+    }
+
+    /// Notes in the log record what the persistence cookie did.
+    fn note_cookies(&mut self, presented: Option<&str>, server: usize) {
+        let (Some(rec), Some(c)) = (self.log.as_mut(), self.be.cookie.as_ref()) else {
+            return;
+        };
+        rec.client_cookie = match presented {
+            None => ClientCookie::None,
+            Some(v) => match self
+                .be
+                .servers
+                .iter()
+                .position(|s| s.cookie.as_deref() == Some(v))
+            {
+                Some(i) if i == server => ClientCookie::Valid,
+                Some(_) => ClientCookie::Down,
+                None => ClientCookie::Invalid,
+            },
+        };
+        rec.server_cookie = match (&self.cookie_edit, c.mode) {
+            (Some(CookieEdit::Insert { .. }), _) => ServerCookie::Inserted,
+            (Some(CookieEdit::Prefix { .. }), _) => ServerCookie::Rewritten,
+            (None, _) => ServerCookie::None,
+        };
+    }
+
     /// Forgets what the previous request's rules set.
     fn new_transaction(&mut self) {
+        self.attempts = Attempts::default();
+        self.routed = false;
         self.txn.vars.end_transaction();
         self.txn.captured.clear();
         self.txn.src = self.origin.src;
@@ -328,6 +485,7 @@ impl<'a> Session<'a> {
         };
         self.be_id = be_id;
         self.be = &plan.backends[be_id];
+        self.routed = true;
         if fe.own_backend != Some(be_id) {
             env.be = Some(self.be);
             let rules = &self.be.rules;
@@ -375,10 +533,25 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Writes a reply percore made (after the `http-after-response` rules); returns
-    /// whether it was written. `close` ends the connection after it.
-    async fn send_reply(&mut self, mut reply: LocalReply, info: &RequestInfo, close: bool) -> bool {
+    /// Writes a reply percore made (after the `http-after-response` rules) and logs
+    /// the transaction; returns whether it was written. `close` ends the connection
+    /// after it; `phase` says where the transaction was.
+    async fn send_reply(
+        &mut self,
+        mut reply: LocalReply,
+        info: &RequestInfo,
+        close: bool,
+        phase: Phase,
+    ) -> bool {
+        let status = leading_int(start_line(&reply.head).1).and_then(|s| u16::try_from(s).ok());
+        let cause = if reply.tarpit || reply.close {
+            Cause::Proxy
+        } else {
+            Cause::Local
+        };
+        let phase = if reply.tarpit { Phase::Tarpit } else { phase };
         if reply.head.is_empty() {
+            self.conclude(None, cause, phase, 0);
             return false;
         }
         if reply.tarpit {
@@ -402,9 +575,11 @@ impl<'a> Session<'a> {
         if !info.is_head {
             bytes.extend_from_slice(&reply.body);
         }
+        let len = bytes.len();
         let mut wd = Watchdog::default();
         let at = deadline(self.fe.settings.timeouts.client.or(Some(ERROR_WRITE_LIMIT)));
         let written = write_all(&self.client, bytes, wd.until(at)).await.is_ok();
+        self.conclude(status, cause, phase, if written { len } else { 0 });
         if close {
             linger(&self.client).await;
         }
@@ -437,10 +612,13 @@ impl<'a> Session<'a> {
             core,
             plan,
             self.be_id,
-            reuse,
+            Wanted {
+                reuse,
+                choice,
+                origin: self.origin,
+            },
             &mut self.private,
-            self.origin,
-            choice,
+            &mut self.attempts,
         ));
         connecting.await
     }
@@ -574,12 +752,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Answers with an error page (backend's, then frontend's, then built-in) and ends.
-    async fn fail(&self, status: u16) {
+    /// Answers with an error page (backend's, then frontend's, then built-in), logs the
+    /// transaction as `end` says, and ends.
+    async fn fail(&mut self, status: u16, end: (Cause, Phase)) {
         // Boxed, like the exchanges, to keep the waiting connection's future small.
         let pages = [&self.be.settings.errors, &self.fe.settings.errors];
         let sending = Box::pin(send_error(&self.client, status, &pages));
-        sending.await;
+        let sent = sending.await;
+        self.conclude(Some(status), end.0, end.1, sent);
+        linger(&self.client).await;
     }
 
     /// The header additions this frontend/backend pair makes for this client.
@@ -620,6 +801,9 @@ impl<'a> Session<'a> {
         let mut head_deadline: Deadline = if first { idle_deadline } else { None };
         loop {
             if !self.cbuf.is_empty() {
+                if let Some(rec) = self.log.as_mut() {
+                    rec.request_began();
+                }
                 if head_deadline.is_none() {
                     head_deadline = deadline(head_limit);
                 }
@@ -641,7 +825,7 @@ impl<'a> Session<'a> {
                 match wait_readable(&self.client, self.request_side.until(idle_deadline)).await {
                     Ok(()) => {}
                     Err(IoFail::Timeout) => return Err(HeadWait::Timeout { partial: false }),
-                    Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
+                    Err(IoFail::Io(_)) => return Err(HeadWait::Closed { partial: false }),
                 }
                 self.cbuf.reserve(self.bufsize);
             } else if self.cbuf.is_empty() {
@@ -661,7 +845,11 @@ impl<'a> Session<'a> {
             .await;
             self.cbuf = b;
             match res {
-                Ok(0) | Err(IoFail::Io(_)) => return Err(HeadWait::Closed),
+                Ok(0) | Err(IoFail::Io(_)) => {
+                    return Err(HeadWait::Closed {
+                        partial: !self.cbuf.is_empty(),
+                    })
+                }
                 Ok(_) => {}
                 Err(IoFail::Timeout) if releasing => self.release_buffers(),
                 Err(IoFail::Timeout) => {
@@ -731,6 +919,7 @@ impl<'a> Session<'a> {
                 started,
                 wd: &mut self.response_side,
                 cookie: self.cookie_edit.as_ref(),
+                log: self.log.as_deref_mut(),
             },
             Upload {
                 client: &self.client,
@@ -766,20 +955,41 @@ impl<'a> Session<'a> {
         close_client: bool,
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
+        let started = Cell::new(false);
+        let mut uploaded = 0;
+        let result = self
+            .exchange_both_ways(server, &info, close_client, &started, &mut uploaded)
+            .await;
+        if let Some(rec) = self.log.as_mut() {
+            rec.bytes_in += uploaded;
+        }
+        result
+    }
+
+    /// The two directions of [`Self::exchange_with_body`], counting the body bytes
+    /// uploaded in `uploaded`.
+    async fn exchange_both_ways(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: &RequestInfo,
+        close_client: bool,
+        started: &Cell<bool>,
+        uploaded: &mut u64,
+    ) -> Result<Exchange, ResponseFail> {
         let mut framing = info.framing;
         let (client_timeout, server_timeout) =
             (self.fe.settings.timeouts.client, self.server_timeout());
-        let started = Cell::new(false);
-        let (path, up) = self.response_path(server, &started);
+        let (path, up) = self.response_path(server, started);
         let upload = pin!(forward_body(
             up.client,
             &server.stream,
             up.cbuf,
             &mut framing,
             (client_timeout, server_timeout),
-            up.wd
+            up.wd,
+            uploaded
         ));
-        let response = pin!(path.forward(&info, close_client));
+        let response = pin!(path.forward(info, close_client));
         match select(upload, response).await {
             Either::Left((Ok(()), response)) => {
                 let (server_reusable, client_reusable) = response.await?;
@@ -791,7 +1001,10 @@ impl<'a> Session<'a> {
             Either::Left((Err(BodyFail::Framing), _)) if !started.get() => {
                 Err(ResponseFail::Status(400))
             }
-            Either::Left((Err(_), _)) => Err(ResponseFail::Broken),
+            Either::Left((Err(BodyFail::Framing), _)) => Err(ResponseFail::Broken(Cause::Proxy)),
+            Either::Left((Err(BodyFail::Io(cut)), _)) => {
+                Err(ResponseFail::Broken(cut.cause(Side::Request)))
+            }
             // The response ended first (an early answer, or the last request bytes'
             // completion not yet seen): the rest of the body still goes to the server,
             // within the usual timeouts, so both connections stay in step.
@@ -809,6 +1022,7 @@ impl<'a> Session<'a> {
 
 /// Forwards one body from `from` to `to`, starting with the bytes already in `buf`;
 /// leaves in `buf` whatever follows the body (a pipelined request).
+/// `moved` counts the bytes written.
 async fn forward_body(
     from: &TcpStream,
     to: &TcpStream,
@@ -816,6 +1030,7 @@ async fn forward_body(
     framing: &mut Framing,
     (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
     wd: &mut Watchdog,
+    moved: &mut u64,
 ) -> Result<(), BodyFail> {
     loop {
         if !buf.is_empty() {
@@ -829,7 +1044,12 @@ async fn forward_body(
                 )
                 .await;
                 *buf = b;
-                res.map_err(|_| BodyFail::Io)?;
+                res.map_err(|e| {
+                    BodyFail::Io(Cut::Write {
+                        timeout: matches!(e, IoFail::Timeout),
+                    })
+                })?;
+                *moved += n as u64;
                 buf.drain(..n);
             }
         }
@@ -840,7 +1060,8 @@ async fn forward_body(
         *buf = b;
         match res {
             Ok(0) if *framing == Framing::UntilClose => return Ok(()),
-            Ok(0) | Err(_) => return Err(BodyFail::Io),
+            Ok(0) | Err(IoFail::Io(_)) => return Err(BodyFail::Io(Cut::Read { timeout: false })),
+            Err(IoFail::Timeout) => return Err(BodyFail::Io(Cut::Read { timeout: true })),
             Ok(_) => {}
         }
     }
@@ -875,6 +1096,8 @@ struct ResponsePath<'s> {
     cookie: Option<&'s CookieEdit>,
     /// Deadlines of the response side.
     wd: &'s mut Watchdog,
+    /// The transaction's log record, when the frontend logs.
+    log: Option<&'s mut Record>,
 }
 
 /// What streaming the request body needs, alongside a [`ResponsePath`].
@@ -913,10 +1136,10 @@ impl ResponsePath<'_> {
         if matches!(status, 502 | 504) {
             self.observed(Observed::ResponseError);
         }
-        if self.started.get() {
-            ResponseFail::Broken
-        } else {
-            ResponseFail::Status(status)
+        match (self.started.get(), status) {
+            (false, _) => ResponseFail::Status(status),
+            (true, 504) => ResponseFail::Broken(Cause::ServerTimeout),
+            (true, _) => ResponseFail::Broken(Cause::ServerAbort),
         }
     }
 
@@ -958,6 +1181,10 @@ impl ResponsePath<'_> {
                 Err(_) => return Err(self.fail(502)),
             };
             self.sbuf.drain(..info.head_len);
+            if let Some(rec) = self.log.as_deref_mut() {
+                rec.t_data = rec.now();
+                rec.status = Some(info.status);
+            }
             if info.status >= 200 {
                 let failed = (500..600).contains(&info.status) && !matches!(info.status, 501 | 505);
                 self.observed(if failed {
@@ -986,14 +1213,18 @@ impl ResponsePath<'_> {
                 }
             }
             let head = std::mem::take(self.head);
+            let head_len = head.len() as u64;
             *self.head = write_all(
                 self.client,
                 head,
                 self.wd.until(deadline(self.client_timeout)),
             )
             .await
-            .map_err(|_| ResponseFail::Broken)?;
+            .map_err(|_| ResponseFail::Broken(Cause::ClientAbort))?;
             self.started.set(true);
+            if let Some(rec) = self.log.as_deref_mut() {
+                rec.bytes_out += head_len;
+            }
             if info.status == 101 && request.upgrade {
                 let tunnel = self.txn.tunnel_timeout.or(self.be.settings.timeouts.tunnel);
                 let idle_client = first_set(&[tunnel, self.client_timeout]);
@@ -1016,27 +1247,41 @@ impl ResponsePath<'_> {
             }
             let mut framing = info.framing;
             let until_close = framing == Framing::UntilClose;
-            forward_body(
+            let mut sent = 0;
+            let forwarded = forward_body(
                 self.server,
                 self.client,
                 self.sbuf,
                 &mut framing,
                 (self.server_timeout, self.client_timeout),
                 self.wd,
+                &mut sent,
             )
-            .await
-            .map_err(|_| ResponseFail::Broken)?;
+            .await;
+            if let Some(rec) = self.log.as_deref_mut() {
+                rec.bytes_out += sent;
+            }
+            forwarded.map_err(|e| {
+                ResponseFail::Broken(match e {
+                    BodyFail::Framing => Cause::Proxy,
+                    BodyFail::Io(cut) => cut.cause(Side::Response),
+                })
+            })?;
             let clean = self.sbuf.is_empty();
             return Ok((info.keep_alive && clean, !until_close));
         }
     }
 }
 
-/// Writes an error response (a configured `errorfile` or the built-in one), then
-/// lingers so the client reads it before the connection closes.
-async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) {
+/// Writes an error response (a configured `errorfile` or the built-in one); returns
+/// the bytes written. The caller lingers so that the client reads it before the
+/// connection closes.
+async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) -> usize {
     let body = ErrorPages::response(pages, status);
+    let len = body.len();
     let mut wd = Watchdog::default();
-    let _ = write_all(client, body, wd.until(deadline(Some(ERROR_WRITE_LIMIT)))).await;
-    linger(client).await;
+    match write_all(client, body, wd.until(deadline(Some(ERROR_WRITE_LIMIT)))).await {
+        Ok(_) => len,
+        Err(_) => 0,
+    }
 }

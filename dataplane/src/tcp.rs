@@ -9,11 +9,13 @@
 //! read fills the buffer, then switches to splicing for the rest of the transfer.
 
 use crate::balance::source_hash;
-use crate::connect::{connect, Choice, Origin, Reuse};
+use crate::connect::{connect, Attempts, Choice, ConnectError, Origin, Reuse, Wanted};
 use crate::core::Core;
 use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
+use crate::log::record::{Cause, Phase, Record};
 use crate::pipe::Pipe;
 use crate::plan::{first_set, Backend, Frontend};
+use crate::rules::http::{Env, TxnState};
 use compio::driver::op::{Interest, PollOnce};
 use compio::driver::ToSharedFd;
 use compio::net::TcpStream;
@@ -39,32 +41,80 @@ pub enum SpliceMode {
     Always,
 }
 
-/// Relays a client connection to a server of `be`. `pending` holds client bytes
-/// already read (after a PROXY header).
+/// Relays a client connection to a server of `be`, then logs it. `pending` holds
+/// client bytes already read (after a PROXY header); `accepted` is when the connection
+/// was accepted and `txn` what its rules set.
 pub async fn relay(
     core: &Core,
     fe: &Frontend,
     be_id: usize,
     client: TcpStream,
     pending: Vec<u8>,
-    origin: Origin,
+    (origin, accepted): (Origin, Instant),
+    txn: &TxnState,
 ) {
     let plan = core.plan.clone();
     let be: &Backend = &plan.backends[be_id];
+    let mut rec = fe.log.records().then(|| {
+        let mut rec = Record::new(accepted);
+        rec.t_handshake = rec.now();
+        // A TCP stream has no request: HAProxy leaves its time at -1, which makes
+        // `%Tw` one more than the queue time. Kept, so that logs compare.
+        rec.t_request = -1;
+        rec
+    });
+    let mut attempts = Attempts::default();
+    let conclude = |rec: &mut Option<Record>, attempts: &Attempts, end: (Cause, Phase)| {
+        let Some(rec) = rec.as_mut() else { return };
+        rec.retries = attempts.retries;
+        rec.redispatched = attempts.redispatched;
+        rec.srv_queue = attempts.queue_pos;
+        if let Some(at) = attempts.slot_at {
+            rec.t_queue = rec.ms(at);
+        }
+        if let Some(at) = attempts.ready_at {
+            rec.t_connect = rec.ms(at);
+        }
+        rec.end(None, end.0, end.1);
+        if fe.log.dontlognull && rec.is_null() {
+            return;
+        }
+        let env = Env {
+            core,
+            fe,
+            be: Some(be),
+            server: attempts.server,
+        };
+        crate::log::traffic(&env.context(txn, &[], &[]), rec);
+    };
     let mut private = None;
     // In TCP mode a connection that gets no server is simply closed, as in HAProxy.
-    let Ok(server) = connect(
+    let connecting = connect(
         core,
         &plan,
         be_id,
-        Reuse { shared: false },
+        Wanted {
+            reuse: Reuse { shared: false },
+            choice: source_key(be, origin).map_or(Choice::Balance, Choice::Hash),
+            origin,
+        },
         &mut private,
-        origin,
-        source_key(be, origin).map_or(Choice::Balance, Choice::Hash),
+        &mut attempts,
     )
-    .await
-    else {
-        return;
+    .await;
+    let server = match connecting {
+        Ok(server) => server,
+        Err(e) => {
+            let end = match e {
+                ConnectError::QueueFull | ConnectError::QueueTimeout => {
+                    (Cause::ServerTimeout, Phase::Queue)
+                }
+                _ if attempts.timed_out => (Cause::ServerTimeout, Phase::Connect),
+                _ => (Cause::ServerAbort, Phase::Connect),
+            };
+            conclude(&mut rec, &attempts, end);
+            return;
+        }
     };
     let server_stream = server.stream;
     let tunnel = be.settings.timeouts.tunnel;
@@ -73,6 +123,7 @@ pub async fn relay(
         && (set_nonblocking(client.as_raw_fd()).is_err()
             || set_nonblocking(server_stream.as_raw_fd()).is_err())
     {
+        conclude(&mut rec, &attempts, (Cause::Internal, Phase::Data));
         return;
     }
     let mode = |forced: bool| {
@@ -94,7 +145,8 @@ pub async fn relay(
         fin: be.settings.timeouts.server_fin,
         splice: mode(splice.response),
     };
-    pump(
+    let pending_len = pending.len() as u64;
+    let outcome = pump(
         &client,
         &server_stream,
         (pending, Vec::new()),
@@ -102,7 +154,19 @@ pub async fn relay(
         core,
     )
     .await;
+    if let Some(rec) = rec.as_mut() {
+        rec.bytes_in = outcome.up.max(pending_len);
+        rec.bytes_out = outcome.down;
+    }
+    let cause = outcome.cause.unwrap_or(Cause::Normal);
+    let phase = if outcome.cause.is_some() {
+        Phase::Data
+    } else {
+        Phase::Done
+    };
+    // Logged once the server slot is given back, as in HAProxy.
     drop(server.slot);
+    conclude(&mut rec, &attempts, (cause, phase));
 }
 
 /// The hash of `balance source`; other algorithms need HTTP and use round-robin here.
@@ -136,6 +200,24 @@ pub async fn tunnel(
     .await;
 }
 
+/// What a relay moved, and who ended it when it did not end cleanly.
+struct Outcome {
+    /// Bytes from the client to the server.
+    up: u64,
+    /// Bytes from the server to the client.
+    down: u64,
+    /// Who cut the relay, for the logs.
+    cause: Option<Cause>,
+}
+
+/// A failure of one direction: which of its sockets failed.
+enum Failure {
+    /// Reading from the source.
+    Read(IoFail),
+    /// Writing to the destination.
+    Write(IoFail),
+}
+
 /// How one direction behaves: its idle limit, the fin timeout of the side it reads
 /// from, and whether it splices.
 struct Side {
@@ -154,7 +236,7 @@ async fn pump(
     pending: (Vec<u8>, Vec<u8>),
     sides: (Side, Side),
     core: &Core,
-) {
+) -> Outcome {
     let activity = Cell::new(Instant::now());
     let fin_limit = Cell::new(None);
     let direction = |from, to, side: Side| Direction {
@@ -165,10 +247,34 @@ async fn pump(
         activity: &activity,
         fin_limit: &fin_limit,
         splice: side.splice,
+        moved: Cell::new(0),
     };
     let up = direction(client, server, sides.0);
     let down = direction(server, client, sides.1);
-    futures_util::future::join(up.run(pending.0, core), down.run(pending.1, core)).await;
+    let (a, b) =
+        futures_util::future::join(up.run(pending.0, core), down.run(pending.1, core)).await;
+    // A read failing on the client side, or a write failing towards it, is the client's
+    // doing; likewise for the server.
+    let blame = |r: Result<(), Failure>, from_client: bool| match r {
+        Ok(()) => None,
+        Err(Failure::Read(e)) => Some(cause_of(e, from_client)),
+        Err(Failure::Write(e)) => Some(cause_of(e, !from_client)),
+    };
+    Outcome {
+        up: up.moved.get(),
+        down: down.moved.get(),
+        cause: blame(a, true).or(blame(b, false)),
+    }
+}
+
+/// The log's cause for a failure on the client's side or the server's.
+fn cause_of(e: IoFail, client: bool) -> Cause {
+    match (e, client) {
+        (IoFail::Timeout, true) => Cause::ClientTimeout,
+        (IoFail::Io(_), true) => Cause::ClientAbort,
+        (IoFail::Timeout, false) => Cause::ServerTimeout,
+        (IoFail::Io(_), false) => Cause::ServerAbort,
+    }
 }
 
 /// One direction of the relay.
@@ -183,6 +289,8 @@ struct Direction<'a> {
     /// Set by the first direction to finish: the limit the remaining one runs under.
     fin_limit: &'a Cell<Option<Duration>>,
     splice: SpliceMode,
+    /// Bytes written to the destination.
+    moved: Cell<u64>,
 }
 
 /// How the copy loop ended.
@@ -194,16 +302,15 @@ enum CopyEnd {
 }
 
 impl Direction<'_> {
-    async fn run(&self, pending: Vec<u8>, core: &Core) {
+    async fn run(&self, pending: Vec<u8>, core: &Core) -> Result<(), Failure> {
         let mut buf = pending;
         let wd = &mut Watchdog::default();
         if !buf.is_empty() {
             let len = buf.len();
             let (res, b) = write_range(self.to, buf, 0..len, wd.until(self.deadline())).await;
             buf = b;
-            if res.is_err() {
-                return;
-            }
+            res.map_err(Failure::Write)?;
+            self.count(len);
         }
         let result = match self.splice {
             SpliceMode::Always => self.splice_with_pool(core, wd).await,
@@ -219,6 +326,11 @@ impl Direction<'_> {
             }
             shutdown_write(self.to).await;
         }
+        result
+    }
+
+    fn count(&self, n: usize) {
+        self.moved.set(self.moved.get() + n as u64);
     }
 
     /// The idle limit now: the configured one, or the fin timeout once a side closed.
@@ -240,7 +352,7 @@ impl Direction<'_> {
         self.limit().map(|idle| self.activity.get() + idle)
     }
 
-    async fn copy_loop(&self, mut buf: Vec<u8>, wd: &mut Watchdog) -> Result<CopyEnd, IoFail> {
+    async fn copy_loop(&self, mut buf: Vec<u8>, wd: &mut Watchdog) -> Result<CopyEnd, Failure> {
         buf.clear();
         buf.reserve(COPY_BUFFER);
         loop {
@@ -251,12 +363,13 @@ impl Direction<'_> {
                 Ok(0) => return Ok(CopyEnd::Eof),
                 Ok(n) => n,
                 Err(IoFail::Timeout) if !self.expired() => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(Failure::Read(e)),
             };
             self.activity.set(Instant::now());
             let (res, b) = write_range(self.to, buf, 0..n, wd.until(self.deadline())).await;
             buf = b;
-            res?;
+            res.map_err(Failure::Write)?;
+            self.count(n);
             self.activity.set(Instant::now());
             if self.splice == SpliceMode::Auto && n == buf.capacity() {
                 return Ok(CopyEnd::Large);
@@ -265,7 +378,7 @@ impl Direction<'_> {
     }
 
     /// Splices through a pipe from the executor's pool, or copies when none is free.
-    async fn splice_with_pool(&self, core: &Core, wd: &mut Watchdog) -> Result<(), IoFail> {
+    async fn splice_with_pool(&self, core: &Core, wd: &mut Watchdog) -> Result<(), Failure> {
         let Some(pipe) = core.pipes.borrow_mut().take() else {
             return self.copy_loop(Vec::new(), wd).await.map(|_| ());
         };
@@ -297,7 +410,7 @@ impl Direction<'_> {
 
     /// Moves data socket -> pipe -> socket until the source closes. Returns the result
     /// and whether the pipe was left empty (reusable).
-    async fn splice_loop(&self, pipe: &Pipe, wd: &mut Watchdog) -> (Result<(), IoFail>, bool) {
+    async fn splice_loop(&self, pipe: &Pipe, wd: &mut Watchdog) -> (Result<(), Failure>, bool) {
         let (from, to) = (self.from.as_raw_fd(), self.to.as_raw_fd());
         let mut in_pipe = 0usize;
         loop {
@@ -310,25 +423,26 @@ impl Direction<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && in_pipe == 0 => {
                     if let Err(e) = self.ready(self.from, Interest::Readable, wd).await {
-                        return (Err(e), true);
+                        return (Err(Failure::Read(e)), true);
                     }
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-                Err(e) => return (Err(e.into()), in_pipe == 0),
+                Err(e) => return (Err(Failure::Read(e.into())), in_pipe == 0),
             };
             while in_pipe > 0 {
                 match splice(pipe.read.as_raw_fd(), to, in_pipe) {
                     Ok(m) => {
                         in_pipe -= m;
+                        self.count(m);
                         self.activity.set(Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if let Err(e) = self.ready(self.to, Interest::Writable, wd).await {
-                            return (Err(e), false);
+                            return (Err(Failure::Write(e)), false);
                         }
                     }
-                    Err(e) => return (Err(e.into()), false),
+                    Err(e) => return (Err(Failure::Write(e.into())), false),
                 }
             }
             if eof {

@@ -11,6 +11,7 @@ pub mod value;
 pub mod vars;
 
 use crate::core::Core;
+use crate::log::record::Record;
 use crate::plan::{Backend, BackendId, Frontend, SwitchTarget};
 use percore_config::rules::acl::{Acl, Acls};
 use percore_config::rules::action::TcpAction;
@@ -83,22 +84,47 @@ pub fn holds(cond: &Option<Condition>, acls: &Acls, cx: &Context<'_>) -> bool {
     any != c.unless
 }
 
-/// Renders a log-format string into `out` (cleared first). A missing or empty sample is
-/// written `-`, as HAProxy does.
+/// Renders a log-format string used by a rule into `out` (cleared first). A missing
+/// or empty sample is written `-`, as HAProxy does.
 pub fn render(lf: &LogFormat, cx: &Context<'_>, out: &mut Vec<u8>) {
+    render_parts(lf, cx, None, out)
+}
+
+/// Renders the log line of a finished transaction into `out` (cleared first).
+pub fn render_log(lf: &LogFormat, cx: &Context<'_>, rec: &Record, out: &mut Vec<u8>) {
+    render_parts(lf, cx, Some(rec), out)
+}
+
+fn render_parts(lf: &LogFormat, cx: &Context<'_>, rec: Option<&Record>, out: &mut Vec<u8>) {
     out.clear();
+    // As in HAProxy, a separator is written only after something that wrote text.
+    let mut after_space = true;
     for part in &lf.parts {
+        let start = out.len();
         match part {
             LfPart::Text(t) => out.extend_from_slice(t),
-            LfPart::Sample(s) => {
-                let start = out.len();
+            LfPart::Separator => {
+                if !after_space {
+                    out.push(b' ');
+                    after_space = true;
+                }
+                continue;
+            }
+            LfPart::Sample(s, flags) => {
                 if let Some(v) = sample(s, cx) {
                     v.write_to(out);
                 }
                 if out.len() == start {
-                    out.push(b'-');
+                    crate::log::vars::text(None, *flags, out);
+                } else if flags.quote || flags.escape {
+                    let written = out.split_off(start);
+                    crate::log::vars::text(Some(&written), *flags, out);
                 }
             }
+            LfPart::Var(v, flags) => crate::log::vars::write(*v, *flags, cx, rec, out),
+        }
+        if out.len() > start {
+            after_space = false;
         }
     }
 }
