@@ -130,6 +130,18 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":2] : invalid regex '('",
         ),
         (
+            "global\n  log 127.0.0.1:514 local9\n",
+            ":2] : unknown log facility 'local9'",
+        ),
+        (
+            "frontend f\n  bind :1\n  log-format \"%ci %Tx\"\n",
+            ":3] : unknown log-format variable '%Tx'",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-request set-header X-T %Tr\n",
+            ":3] : log-format variable '%Tr' is only available in traffic logs ('log-format'), not in rules",
+        ),
+        (
             "backend b\n  http-request capture path len 4\n",
             ":2] : 'capture ... len' declares a slot: only in a frontend's http-request rules",
         ),

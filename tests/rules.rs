@@ -8,15 +8,6 @@ use common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn seed_text(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../shared/seed-configs/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-    .replace("defaults\n", "global\n  nbthread 1\n\ndefaults\n")
-}
-
 /// The request head an echoing origin received.
 fn echoed(port: u16, raw: &str) -> (Response, String) {
     let r = request(port, raw);

@@ -185,8 +185,20 @@ mod tests {
         assert!(keyword(&mut g, &w("tune.bufsize 1")).is_err());
         assert!(keyword(&mut g, &w("nbthread 0")).is_err());
         assert!(keyword(&mut g, &w("daemon yes")).is_err());
-        assert!(keyword(&mut g, &w("log 127.0.0.1 local0"))
+        assert!(keyword(&mut g, &w("stats socket /run/x.sock"))
             .unwrap_err()
             .contains("not supported"));
+    }
+
+    #[test]
+    fn logs() {
+        let mut g = Global::default();
+        keyword(&mut g, &w("log 127.0.0.1 local0")).unwrap();
+        keyword(&mut g, &w("log-tag lb1")).unwrap();
+        keyword(&mut g, &w("log-send-hostname")).unwrap();
+        assert_eq!(g.logs.len(), 1);
+        assert_eq!(g.log_tag.as_deref(), Some("lb1"));
+        assert_eq!(g.log_send_hostname, Some(LogHostname::System));
+        assert!(keyword(&mut g, &w("log global")).is_err());
     }
 }

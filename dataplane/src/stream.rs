@@ -243,9 +243,14 @@ impl<'a> Session<'a> {
             // 1. The request head.
             let info = match self.wait_head(accepted).await {
                 Ok(info) => info,
-                Err(HeadWait::Closed { partial: false }) => return,
-                Err(HeadWait::Closed { partial: true }) => {
-                    return self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0)
+                // Closing between requests is normal; closing a new connection (or
+                // within a head) is logged as HAProxy logs it.
+                Err(HeadWait::Closed { partial: false }) if self.requests > 0 => return,
+                Err(HeadWait::Closed { partial }) => {
+                    if !partial && self.fe.log.dontlognull {
+                        return;
+                    }
+                    return self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0);
                 }
                 // An idle keep-alive connection times out silently.
                 Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => return,

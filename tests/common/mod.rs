@@ -17,6 +17,17 @@ pub fn percore_bin() -> &'static str {
     env!("CARGO_BIN_EXE_percore")
 }
 
+/// A seed configuration's text, on one executor (so that tests see its behaviour
+/// without depending on how connections spread over cores).
+pub fn seed_text(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../shared/seed-configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("defaults\n", "global\n  nbthread 1\n\ndefaults\n")
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
