@@ -3,7 +3,7 @@
 //! datagram (or one `write`); when the socket cannot take it, it is dropped and
 //! counted, as HAProxy does, rather than delaying traffic.
 
-use super::time::{Clock, MONTHS};
+use super::time::Clock;
 use percore_config::log::{LogAddr, LogTarget, SyslogFormat};
 use std::io::Write;
 use std::net::UdpSocket;
@@ -157,37 +157,46 @@ impl Loggers {
 
 /// Writes the header `t`'s format asks for.
 fn header(t: &LogTarget, level: u8, c: &Clock, id: &Identity, out: &mut Vec<u8>) {
-    let prio = u32::from(t.facility) * 8 + u32::from(level);
-    let _ = match t.format {
+    let prio = u64::from(t.facility) * 8 + u64::from(level);
+    let mut num = itoa::Buffer::new();
+    let mut angle = |n: u64, out: &mut Vec<u8>| {
+        out.push(b'<');
+        out.extend_from_slice(num.format(n).as_bytes());
+        out.push(b'>');
+    };
+    match t.format {
         SyslogFormat::Rfc3164 | SyslogFormat::Local => {
-            let _ = write!(
-                out,
-                "<{prio}>{} {:2} {:02}:{:02}:{:02} ",
-                MONTHS[c.month as usize], c.day, c.hour, c.minute, c.second
-            );
+            angle(prio, out);
+            c.write_legacy(out);
+            out.push(b' ');
             if let (SyslogFormat::Rfc3164, Some(host)) = (t.format, &id.send_hostname) {
-                let _ = write!(out, "{host} ");
+                out.extend_from_slice(host.as_bytes());
+                out.push(b' ');
             }
-            write!(out, "{}[{}]: ", id.tag, id.pid)
+            out.extend_from_slice(id.tag.as_bytes());
+            out.push(b'[');
+            out.extend_from_slice(itoa::Buffer::new().format(id.pid).as_bytes());
+            out.extend_from_slice(b"]: ");
         }
         SyslogFormat::Rfc5424 => {
-            let _ = write!(out, "<{prio}>1 ");
+            angle(prio, out);
+            out.extend_from_slice(b"1 ");
             c.write_iso(out);
-            write!(out, " {} {} {} - - ", id.hostname, id.tag, id.pid)
+            let _ = write!(out, " {} {} {} - - ", id.hostname, id.tag, id.pid);
         }
-        SyslogFormat::Priority => write!(out, "<{prio}>"),
-        SyslogFormat::Short => write!(out, "<{level}>"),
+        SyslogFormat::Priority => angle(prio, out),
+        SyslogFormat::Short => angle(u64::from(level), out),
         SyslogFormat::Timed => {
-            let _ = write!(out, "<{level}>");
+            angle(u64::from(level), out);
             c.write_iso(out);
-            write!(out, " ")
+            out.push(b' ');
         }
         SyslogFormat::Iso => {
             c.write_iso(out);
-            write!(out, " ")
+            out.push(b' ');
         }
-        SyslogFormat::Raw => Ok(()),
-    };
+        SyslogFormat::Raw => {}
+    }
 }
 
 #[cfg(test)]

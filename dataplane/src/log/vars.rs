@@ -70,7 +70,7 @@ pub fn text(s: Option<&[u8]>, flags: LfFlags, out: &mut Vec<u8>) {
 }
 
 fn number(n: i64, out: &mut Vec<u8>) {
-    let _ = write!(out, "{n}");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn ip(a: IpAddr, flags: LfFlags, out: &mut Vec<u8>) {
@@ -78,20 +78,27 @@ fn ip(a: IpAddr, flags: LfFlags, out: &mut Vec<u8>) {
         IpAddr::V4(v4) if flags.hex => {
             let _ = write!(out, "{:08X}", u32::from(v4));
         }
+        IpAddr::V4(v4) if !flags.quote => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+        }
         a => {
-            let mut s = Vec::new();
-            let _ = write!(s, "{a}");
-            text(Some(&s), flags, out);
+            let s = a.to_string();
+            text(Some(s.as_bytes()), flags, out);
         }
     }
 }
 
 fn port(p: u16, flags: LfFlags, out: &mut Vec<u8>) {
-    let _ = if flags.hex {
-        write!(out, "{p:04X}")
+    if flags.hex {
+        let _ = write!(out, "{p:04X}");
     } else {
-        write!(out, "{p}")
-    };
+        out.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+    }
 }
 
 /// The first line of a head, without its line end.
