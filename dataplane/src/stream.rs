@@ -765,7 +765,8 @@ impl<'a> Session<'a> {
         let sending = Box::pin(send_error(&self.client, status, &pages));
         let sent = sending.await;
         self.conclude(Some(status), end.0, end.1, sent);
-        linger(&self.client).await;
+        let lingering = Box::pin(linger(&self.client));
+        lingering.await;
     }
 
     /// The header additions this frontend/backend pair makes for this client.
