@@ -441,3 +441,31 @@ fn header_captures() {
     assert!(seen.contains("X-Cap: first/-/curl/8//AB\r\n"), "{seen}");
     assert_eq!(r.header("x-res-cap").as_deref(), Some("origin/20"));
 }
+
+/// `json`, `http_date`, `utime` and `ltime` in header values.
+#[test]
+fn text_and_date_converters() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  http-request set-header X-Json %[req.hdr(x-in),json(utf8s)]\n\
+  http-request set-header X-Date %[int(784111777),http_date]\n\
+  http-request set-header X-Expires %[int(784111777000),http_date(3600000,ms)]\n\
+  http-request set-header X-Utc %[int(1796551200),utime(%Y-%m-%dT%H:%M:%S)]\n\
+  http-request set-header X-Year %[date,ltime(%Y)]",
+        "",
+        &o,
+    );
+    let (_, head) = echoed(
+        port,
+        "GET /?echo=1 HTTP/1.1\r\nHost: x\r\nX-In: say \"hi\" / caf\u{e9}\r\nConnection: close\r\n\r\n",
+    );
+    for want in [
+        "X-Json: say \\\"hi\\\" \\/ caf\\u00e9\r\n",
+        "X-Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+        "X-Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n",
+        "X-Utc: 2026-12-06T10:00:00\r\n",
+        "X-Year: 20",
+    ] {
+        assert!(head.contains(want), "no {want:?} in {head}");
+    }
+}

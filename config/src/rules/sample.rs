@@ -438,6 +438,25 @@ pub enum Converter {
     Hash(HashConv, bool),
     /// `xxh3([SEED])`.
     Xxh3(u64),
+    /// `json([INPUT-CODE])`: escapes a string for a JSON document.
+    Json(JsonInput),
+    /// `ltime(FORMAT[,OFFSET])` (`local` true) and `utime(FORMAT[,OFFSET])`: a date
+    /// since the epoch, formatted by `strftime(3)`.
+    Strftime {
+        /// The `strftime` format, NUL-terminated.
+        format: Arc<std::ffi::CStr>,
+        /// Seconds added to the date first.
+        offset: i64,
+        /// Local time rather than UTC.
+        local: bool,
+    },
+    /// `http_date([OFFSET][,UNIT])`: a date since the epoch as an HTTP date.
+    HttpDate {
+        /// Added to the date first, in the date's unit.
+        offset: i64,
+        /// Units per second of the date: 1 (`s`), 1000 (`ms`) or 1 000 000 (`us`).
+        per_second: i64,
+    },
     /// `concat([START][,VAR][,END])`.
     Concat(Arc<[u8]>, Option<VarName>, Arc<[u8]>),
     /// `map_*(FILE[,DEFAULT])`: looks the sample up in a map file loaded at start.
@@ -464,6 +483,9 @@ impl Converter {
             | Base64
             | UrlDec
             | Hex
+            | Json(_)
+            | Strftime { .. }
+            | HttpDate { .. }
             | Concat(..) => SampleType::Str,
             Bytes(..) | B64dec => SampleType::Bin,
             Length | Arith(..) | Neg | Not | Hash(..) | Xxh3(_) => SampleType::Int,
@@ -960,14 +982,81 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
                 default: opt(args, 1).map(|d| d.as_bytes().into()),
             })
         }
-        "json" | "ltime" | "utime" | "http_date" | "set-var" | "sha1" | "sha2" | "aes_gcm_dec"
-        | "digest" | "hmac" | "ub64dec" | "ub64enc" | "url_enc" | "strcmp" | "secure_memcmp" => {
-            Err(format!(
-                "converter '{name}' is not supported by percore yet (the rules engine, issue #5)"
-            ))
+        "json" => {
+            arity(name, args, 0, 1)?;
+            Ok(Json(match args.first().map(String::as_str) {
+                None | Some("ascii") => JsonInput::Ascii,
+                Some("utf8") => JsonInput::Utf8 {
+                    permissive: false,
+                    silent: false,
+                },
+                Some("utf8s") => JsonInput::Utf8 {
+                    permissive: false,
+                    silent: true,
+                },
+                Some("utf8p") => JsonInput::Utf8 {
+                    permissive: true,
+                    silent: false,
+                },
+                Some("utf8ps") => JsonInput::Utf8 {
+                    permissive: true,
+                    silent: true,
+                },
+                Some(other) => {
+                    return Err(format!(
+                        "'json': unknown input code '{other}' (ascii, utf8, utf8s, utf8p, utf8ps)"
+                    ))
+                }
+            }))
         }
+        "ltime" | "utime" => {
+            arity(name, args, 1, 2)?;
+            let format = std::ffi::CString::new(args[0].as_str())
+                .map_err(|_| format!("'{name}': the format contains a NUL byte"))?;
+            let offset = match args.get(1) {
+                Some(o) => int_arg(name, o)?,
+                None => 0,
+            };
+            Ok(Strftime {
+                format: format.into(),
+                offset,
+                local: name == "ltime",
+            })
+        }
+        "http_date" => {
+            arity(name, args, 0, 2)?;
+            let offset = match opt(args, 0) {
+                Some(o) => int_arg(name, &o)?,
+                None => 0,
+            };
+            let per_second = match opt(args, 1).as_deref() {
+                None | Some("s") => 1,
+                Some("ms") => 1000,
+                Some("us") => 1_000_000,
+                Some(u) => return Err(format!("'http_date': unknown unit '{u}' (s, ms, us)")),
+            };
+            Ok(HttpDate { offset, per_second })
+        }
+        "set-var" | "sha1" | "sha2" | "aes_gcm_dec" | "digest" | "hmac" | "ub64dec" | "ub64enc"
+        | "url_enc" | "strcmp" | "secure_memcmp" => Err(format!(
+            "converter '{name}' is not supported by percore yet (the rules engine, issue #5)"
+        )),
         other => Err(format!("unknown converter '{other}'")),
     }
+}
+
+/// How `json` decodes its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonInput {
+    /// `ascii`: each byte stands for itself; never fails.
+    Ascii,
+    /// `utf8`, `utf8s`, `utf8p`, `utf8ps`.
+    Utf8 {
+        /// `p`: overlong encodings are accepted (and written as what they encode).
+        permissive: bool,
+        /// `s`: characters in error are dropped instead of failing the conversion.
+        silent: bool,
+    },
 }
 
 /// `map`, `map_str`, `map_beg_int`, ...: the key match method and the value type.

@@ -6,7 +6,7 @@ use super::value::Value;
 use super::Context;
 use crate::balance::{djb2, full_hash, sdbm, wt6};
 use base64::Engine;
-use percore_config::rules::sample::{Arith, Converter, HashConv, IntArg, SampleType};
+use percore_config::rules::sample::{Arith, Converter, HashConv, IntArg, JsonInput, SampleType};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
@@ -119,6 +119,16 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
                 raw
             })))
         }
+        Json(input) => owned(json(&bytes(v)?, *input)?),
+        Strftime {
+            format,
+            offset,
+            local,
+        } => owned(strftime(format, v.as_int()?.checked_add(*offset)?, *local)?),
+        HttpDate { offset, per_second } => {
+            let secs = v.as_int()?.checked_add(*offset)?.div_euclid(*per_second);
+            owned(http_date(secs)?)
+        }
         Xxh3(seed) => Some(Value::Int(
             xxhash_rust::xxh3::xxh3_64_with_seed(&v.as_bytes(), *seed) as i64,
         )),
@@ -153,6 +163,117 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
 }
 
 /// A string or binary value's bytes, keeping a borrow when there is one.
+/// The calendar date of `secs` since the epoch, local or UTC.
+fn broken_down(secs: i64, local: bool) -> Option<libc::tm> {
+    let t = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: `tm` is plain data the C library fills; both pointers are valid for the
+    // call, and the `_r` variants keep no shared state.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        let done = if local {
+            libc::localtime_r(&t, &mut tm)
+        } else {
+            libc::gmtime_r(&t, &mut tm)
+        };
+        (!done.is_null()).then_some(tm)
+    }
+}
+
+/// `ltime` / `utime`: `strftime(3)` with the configured format.
+fn strftime(format: &std::ffi::CStr, secs: i64, local: bool) -> Option<Vec<u8>> {
+    let tm = broken_down(secs, local)?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: the buffer is valid for its length, the format is NUL-terminated and
+    // `tm` was filled by the C library.
+    let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm) };
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// `http_date`: RFC 9110's IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(secs: i64) -> Option<Vec<u8>> {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let tm = broken_down(secs, false)?;
+    Some(
+        format!(
+            "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+            DAYS.get(tm.tm_wday as usize)?,
+            tm.tm_mday,
+            MONTHS.get(tm.tm_mon as usize)?,
+            tm.tm_year + 1900,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+        .into_bytes(),
+    )
+}
+
+/// `json`: the input escaped as the inside of a JSON string, as HAProxy escapes it;
+/// `None` when a UTF-8 decoder meets an error it may not drop.
+fn json(b: &[u8], input: JsonInput) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len() + 8);
+    let push = |c: u32, out: &mut Vec<u8>| match c {
+        0x22 => out.extend_from_slice(b"\\\""),
+        0x5c => out.extend_from_slice(b"\\\\"),
+        0x2f => out.extend_from_slice(b"\\/"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        0x0d => out.extend_from_slice(b"\\r"),
+        0x0a => out.extend_from_slice(b"\\n"),
+        0x09 => out.extend_from_slice(b"\\t"),
+        0x20..=0x7e => out.push(c as u8),
+        _ => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+    };
+    let JsonInput::Utf8 { permissive, silent } = input else {
+        for &c in b {
+            push(u32::from(c), &mut out);
+        }
+        return Some(out);
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let (decoded, len) = utf8_char(&b[i..], permissive);
+        match decoded {
+            // JSON's escapes have four hex digits: larger characters are errors.
+            Some(c) if c <= 0xffff => push(c, &mut out),
+            _ if silent => {}
+            _ => return None,
+        }
+        i += len;
+    }
+    Some(out)
+}
+
+/// Decodes one UTF-8 character: its value (`None` on an error) and the bytes it took.
+/// An overlong form is an error unless `permissive`.
+fn utf8_char(b: &[u8], permissive: bool) -> (Option<u32>, usize) {
+    let lead = b[0];
+    let (len, init, min) = match lead {
+        0x00..=0x7f => return (Some(u32::from(lead)), 1),
+        0xc0..=0xdf => (2, u32::from(lead & 0x1f), 0x80),
+        0xe0..=0xef => (3, u32::from(lead & 0x0f), 0x800),
+        0xf0..=0xf7 => (4, u32::from(lead & 0x07), 0x1_0000),
+        _ => return (None, 1),
+    };
+    let mut c = init;
+    for k in 1..len {
+        match b.get(k) {
+            Some(&x) if x & 0xc0 == 0x80 => c = (c << 6) | u32::from(x & 0x3f),
+            _ => return (None, k),
+        }
+    }
+    let overlong = c < min;
+    let invalid = (0xd800..=0xdfff).contains(&c) || c > 0x10_ffff;
+    if invalid || (overlong && !permissive) {
+        return (None, len);
+    }
+    (Some(c), len)
+}
+
 fn bytes(v: Value<'_>) -> Option<Cow<'_, [u8]>> {
     match v {
         Value::Str(s) | Value::Bin(s) => Some(s),
@@ -247,5 +368,38 @@ mod tests {
         let mut out = Vec::new();
         expand(b"\\1-$x\\\\", &caps, &mut out);
         assert_eq!(out, b"/a-$x\\");
+    }
+
+    #[test]
+    fn json_escapes_as_haproxy() {
+        let ascii = JsonInput::Ascii;
+        assert_eq!(
+            json(b"a\"b\\c/d\n\x01\xe9", ascii).unwrap(),
+            b"a\\\"b\\\\c\\/d\\n\\u0001\\u00e9"
+        );
+        let utf8 = |permissive, silent| JsonInput::Utf8 { permissive, silent };
+        assert_eq!(
+            json("é€".as_bytes(), utf8(false, false)).unwrap(),
+            b"\\u00e9\\u20ac"
+        );
+        assert!(json(b"a\xffb", utf8(false, false)).is_none());
+        assert_eq!(json(b"a\xffb", utf8(false, true)).unwrap(), b"ab");
+        assert!(json("😀".as_bytes(), utf8(false, false)).is_none());
+        // An overlong "/" (0xc0 0xaf): refused unless permissive.
+        assert!(json(b"\xc0\xaf", utf8(false, false)).is_none());
+        assert_eq!(json(b"\xc0\xaf", utf8(true, false)).unwrap(), b"\\/");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            http_date(784111777).unwrap(),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        let f = std::ffi::CString::new("%Y%m%d%H%M%S").unwrap();
+        assert_eq!(
+            strftime(&f, 1_796_551_200, false).unwrap(),
+            b"20261206100000"
+        );
     }
 }
