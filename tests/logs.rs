@@ -392,3 +392,27 @@ backend be\n  server s1 {o}\n  server gone 127.0.0.1:{dead} check inter 100ms fa
     );
     assert!(message(&line).ends_with(&format!(" to 127.0.0.1:{port} (fe/HTTP)")));
 }
+
+/// `set-log-level` sends a transaction's line at another level, or not at all.
+#[test]
+fn set_log_level_changes_or_silences_the_line() {
+    let o = origin("o");
+    let syslog = Syslog::start();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  log {log} local0\n  option httplog\n  http-request set-log-level silent if {{ path /health }}\n  http-response set-log-level warning if {{ status 404 }}\n  default_backend be\n\n\
+backend be\n  server s1 {o}\n",
+        log = syslog.addr(),
+        o = o.addr
+    );
+    let _p = Percore::start(&cfg, port);
+    get(port, "/health");
+    get(port, "/gone?status=404");
+    let line = syslog.find("\"GET /");
+    assert!(
+        line.contains("/gone?status=404"),
+        "/health is silent: {line}"
+    );
+    assert!(line.starts_with("<132>"), "local0.warning: {line}");
+}

@@ -469,3 +469,35 @@ fn text_and_date_converters() {
         assert!(head.contains(want), "no {want:?} in {head}");
     }
 }
+
+/// `auth` answers 401 with the realm (the proxy's name by default); `set-dst` changes
+/// what `dst` and `X-Original-To` see.
+#[test]
+fn auth_and_set_dst() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  option originalto\n\
+  http-request auth realm Staff\\ only if { path_beg /staff }\n\
+  http-request set-dst str(192.0.2.44) if { path_beg /moved }\n\
+  http-request set-header X-Dst %[dst]",
+        "  http-request auth if { path_beg /admin }",
+        &o,
+    );
+    let r = get(port, "/staff/x");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").as_deref(),
+        Some("Basic realm=\"Staff only\"")
+    );
+    let r = get(port, "/admin");
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").as_deref(),
+        Some("Basic realm=\"be\"")
+    );
+    let (_, head) = echoed(port, &req("/moved?echo=1", "x"));
+    assert!(head.contains("X-Dst: 192.0.2.44\r\n"), "{head}");
+    assert!(head.contains("X-Original-To: 192.0.2.44\r\n"), "{head}");
+    let (_, head) = echoed(port, &req("/stay?echo=1", "x"));
+    assert!(head.contains("X-Dst: 127.0.0.1\r\n"), "{head}");
+}

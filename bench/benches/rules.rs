@@ -81,6 +81,7 @@ fn rules(c: &mut Criterion) {
         dst: "127.0.0.1:80".parse().expect("address"),
         server_timeout: None,
         tunnel_timeout: None,
+        log_level: None,
         captured: Default::default(),
     };
     let mut req = Vec::with_capacity(4096);

@@ -126,6 +126,25 @@ pub fn level(name: &str) -> Result<u8, String> {
         })
 }
 
+/// What `set-log-level` makes of the transaction's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `silent`: no line.
+    Silent,
+    /// The line goes out at this level.
+    Level(u8),
+}
+
+impl LogLevel {
+    /// Parses `silent` or a level name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "silent" => Ok(LogLevel::Silent),
+            other => level(other).map(LogLevel::Level),
+        }
+    }
+}
+
 /// Parses the arguments of a `log` line (after the keyword).
 pub fn log_line(args: &[String]) -> Result<LogLine, String> {
     match args {

@@ -330,6 +330,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         dst: origin.dst,
         server_timeout: None,
         tunnel_timeout: None,
+        log_level: None,
     };
     let env = Env {
         core: &core,

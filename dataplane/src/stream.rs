@@ -418,7 +418,7 @@ impl<'a> Session<'a> {
             server: self.attempts.server,
         };
         let cx = env.context(&self.txn, &self.req_head, &self.resp_head);
-        crate::log::traffic(&cx, rec);
+        crate::log::traffic(&cx, rec, self.txn.log_level);
         rec.restart();
     }
 
@@ -467,8 +467,10 @@ impl<'a> Session<'a> {
         self.txn.vars.end_transaction();
         self.txn.captured.clear();
         self.txn.src = self.origin.src;
+        self.txn.dst = self.origin.dst;
         self.txn.server_timeout = None;
         self.txn.tunnel_timeout = None;
+        self.txn.log_level = None;
     }
 
     /// The request rules of the frontend, the backend switch, then the backend's rules.

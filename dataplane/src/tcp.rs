@@ -85,7 +85,7 @@ pub async fn relay(
             be: Some(be),
             server: attempts.server,
         };
-        crate::log::traffic(&env.context(txn, &[], &[]), rec);
+        crate::log::traffic(&env.context(txn, &[], &[]), rec, txn.log_level);
     };
     let mut private = None;
     // In TCP mode a connection that gets no server is simply closed, as in HAProxy.

@@ -125,6 +125,10 @@ pub enum HttpAction {
     UnsetVar(VarName),
     /// `set-src EXPR`: later fetches and headers see this client address.
     SetSrc(Sample),
+    /// `set-dst EXPR`: later fetches and headers see this destination address.
+    SetDst(Sample),
+    /// `set-log-level LEVEL|silent`: the transaction's log line level.
+    SetLogLevel(crate::log::LogLevel),
     /// `set-timeout server|tunnel TIME`.
     SetTimeout(TimeoutKind, Duration),
     /// `capture EXPR len N|id N`: keeps the sample's text in capture slot N of the
@@ -155,13 +159,15 @@ impl HttpAction {
             | HttpAction::ReplaceUri(_, _, v)
             | HttpAction::SetMethod(v) => v.needs(),
             HttpAction::ReplaceHeader(r) => r.replace.needs(),
-            HttpAction::SetVar(_, s) | HttpAction::SetSrc(s) | HttpAction::Capture(s, _) => {
-                s.needs()
-            }
+            HttpAction::SetVar(_, s)
+            | HttpAction::SetSrc(s)
+            | HttpAction::SetDst(s)
+            | HttpAction::Capture(s, _) => s.needs(),
             HttpAction::Allow
             | HttpAction::DelHeader(_)
             | HttpAction::SetStatus(..)
             | HttpAction::UnsetVar(_)
+            | HttpAction::SetLogLevel(_)
             | HttpAction::SetTimeout(..) => Needs::Nothing,
         }
     }
@@ -187,6 +193,8 @@ pub enum TcpAction {
     SetVar(VarName, Sample),
     /// `unset-var(NAME)`.
     UnsetVar(VarName),
+    /// `set-log-level LEVEL|silent`.
+    SetLogLevel(crate::log::LogLevel),
 }
 
 /// Which HTTP rule set a line belongs to, for the actions each allows.
@@ -440,6 +448,41 @@ pub fn http_action(
             exactly(action, args, 1)?;
             only_request(HttpAction::SetSrc(Sample::parse(&args[0], files)?))
         }
+        "set-dst" => {
+            exactly(action, args, 1)?;
+            only_request(HttpAction::SetDst(Sample::parse(&args[0], files)?))
+        }
+        "set-log-level" => {
+            exactly(action, args, 1)?;
+            Ok(HttpAction::SetLogLevel(crate::log::LogLevel::parse(
+                &args[0],
+            )?))
+        }
+        "auth" => {
+            let realm = match args {
+                [] => None,
+                [r, realm] if r == "realm" => Some(realm.clone()),
+                _ => return Err("'auth' expects '[realm REALM]'".into()),
+            };
+            // Without a realm, HAProxy names the proxy whose rule it is: `%b` is the
+            // backend, or the frontend before one is chosen.
+            let realm = match realm {
+                Some(r) => LogFormat::parse(&r.replace('%', "%%"), files)?,
+                None => lf("%b")?,
+            };
+            let mut value = LogFormat::parse("Basic realm=\"", files)?;
+            value.parts.extend(realm.parts);
+            value.parts.extend(LogFormat::parse("\"", files)?.parts);
+            only_request(HttpAction::Reply {
+                reply: Reply {
+                    status: 401,
+                    content_type: None,
+                    body: ReplyBody::ErrorPage,
+                    headers: vec![("WWW-Authenticate".into(), value)],
+                },
+                tarpit: false,
+            })
+        }
         "set-status" if !request => {
             let code = status_code(need(args, 0, "the status code")?, &[])?;
             match &args[1..] {
@@ -464,8 +507,7 @@ pub fn http_action(
         a if a.starts_with("track-sc") || a.starts_with("sc-") => Err(format!(
             "'{a}' is not supported by percore yet (planned: stick tables and peers)"
         )),
-        "set-log-level"
-        | "set-mark"
+        "set-mark"
         | "set-tos"
         | "set-nice"
         | "normalize-uri"
@@ -479,7 +521,6 @@ pub fn http_action(
         | "add-acl"
         | "del-acl"
         | "early-hint"
-        | "set-dst"
         | "set-dst-port"
         | "set-src-port"
         | "wait-for-body"
@@ -487,7 +528,6 @@ pub fn http_action(
         | "strict-mode"
         | "silent-drop"
         | "reject"
-        | "auth"
         | "disable-l7-retry"
         | "set-bandwidth-limit" => Err(format!(
             "action '{action}' is not supported by percore yet (the rules engine, issue #5)"
@@ -545,6 +585,12 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
     }
     match action.as_str() {
         "accept" => exactly(action, args, 0).map(|_| TcpAction::Accept),
+        "set-log-level" => {
+            exactly(action, args, 1)?;
+            Ok(TcpAction::SetLogLevel(crate::log::LogLevel::parse(
+                &args[0],
+            )?))
+        }
         "reject" => exactly(action, args, 0).map(|_| TcpAction::Reject),
         a if a.starts_with("track-sc") || a.starts_with("sc-") => Err(format!(
             "'{a}' is not supported by percore yet (planned: stick tables and peers)"
@@ -557,7 +603,6 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
         | "silent-drop"
         | "use-service"
         | "switch-mode"
-        | "set-log-level"
         | "close"
         | "do-resolve"
         | "set-mark"

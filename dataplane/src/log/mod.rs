@@ -14,6 +14,7 @@ pub mod vars;
 use crate::core::Core;
 use crate::plan::{Backend, Frontend};
 use crate::rules::{render_log, Context};
+use percore_config::log::LogLevel;
 use percore_config::rules::logformat::LogFormat;
 use record::Record;
 use std::io::Write;
@@ -43,8 +44,9 @@ impl TrafficLog {
     }
 }
 
-/// Sends the log line of a finished transaction, if its frontend logs.
-pub fn traffic(cx: &Context<'_>, rec: &Record) {
+/// Sends the log line of a finished transaction, if its frontend logs; `set` is what
+/// a `set-log-level` rule made of it.
+pub fn traffic(cx: &Context<'_>, rec: &Record, set: Option<LogLevel>) {
     let log = &cx.fe.log;
     let Some(format) = &log.format else { return };
     if log.loggers.is_empty() {
@@ -54,10 +56,11 @@ pub fn traffic(cx: &Context<'_>, rec: &Record) {
     if log.dontlog_normal && !error {
         return;
     }
-    let level = if error && log.separate_errors {
-        level::ERR
-    } else {
-        level::INFO
+    let level = match set {
+        Some(LogLevel::Silent) => return,
+        Some(LogLevel::Level(l)) => l,
+        None if error && log.separate_errors => level::ERR,
+        None => level::INFO,
     };
     let mut bufs = cx.core.log_bufs.borrow_mut();
     let (line, scratch) = &mut *bufs;

@@ -11,10 +11,12 @@ use crate::http::message::{
     append_header, header_lines, remove_header, splice, start_line, target_range, Target,
 };
 use crate::plan::{Backend, ErrorPages, Frontend};
+use percore_config::log::LogLevel;
 use percore_config::rules::acl::Acls;
 use percore_config::rules::action::{
     HeaderReplace, HttpAction, Redirect, RedirectKind, Reply, ReplyBody, TimeoutKind, UriPart,
 };
+use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::sample::Side;
 use percore_config::rules::{Rule, Rules};
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ pub struct TxnState {
     pub tunnel_timeout: Option<Duration>,
     /// Capture slots.
     pub captured: super::capture::Captured,
+    /// `set-log-level`: the level of the transaction's log line.
+    pub log_level: Option<LogLevel>,
 }
 
 /// Where the rules run: the proxies and server involved so far.
@@ -235,6 +239,12 @@ pub fn run(
                     st.src = SocketAddr::new(ip, st.src.port());
                 }
             }
+            HttpAction::SetDst(s) => {
+                if let Some(ip) = sample(s, &cx).and_then(|v| v.as_ip()) {
+                    st.dst = SocketAddr::new(ip, st.dst.port());
+                }
+            }
+            HttpAction::SetLogLevel(level) => st.log_level = Some(*level),
             HttpAction::SetTimeout(TimeoutKind::Server, d) => st.server_timeout = Some(*d),
             HttpAction::SetTimeout(TimeoutKind::Tunnel, d) => st.tunnel_timeout = Some(*d),
         }
@@ -378,7 +388,14 @@ fn local_reply(reply: &Reply, cx: &Context<'_>, pages: &[&ErrorPages]) -> LocalR
                 None => Vec::new(),
             };
             if !page.is_empty() {
-                return split_reply(page);
+                // Headers of the rule (`auth`'s WWW-Authenticate) join the page's own.
+                let mut r = split_reply(page);
+                if r.head.ends_with(b"\r\n\r\n") {
+                    r.head.truncate(r.head.len() - 2);
+                    write_headers(&reply.headers, cx, &mut r.head);
+                    r.head.extend_from_slice(b"\r\n");
+                }
+                return r;
             }
             Vec::new()
         }
@@ -399,20 +416,25 @@ fn local_reply(reply: &Reply, cx: &Context<'_>, pages: &[&ErrorPages]) -> LocalR
     if let Some(ct) = &reply.content_type {
         head.extend_from_slice(format!("content-type: {ct}\r\n").as_bytes());
     }
-    let mut value = Vec::new();
-    for (name, lf) in &reply.headers {
-        render(lf, cx, &mut value);
-        head.extend_from_slice(name.as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(&value);
-        head.extend_from_slice(b"\r\n");
-    }
+    write_headers(&reply.headers, cx, &mut head);
     head.extend_from_slice(b"\r\n");
     LocalReply {
         head,
         body,
         close: false,
         tarpit: false,
+    }
+}
+
+/// Appends a reply's `hdr` lines, rendered, to `head`.
+fn write_headers(headers: &[(String, LogFormat)], cx: &Context<'_>, head: &mut Vec<u8>) {
+    let mut value = Vec::new();
+    for (name, lf) in headers {
+        render(lf, cx, &mut value);
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(&value);
+        head.extend_from_slice(b"\r\n");
     }
 }
 

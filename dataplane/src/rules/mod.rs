@@ -153,6 +153,7 @@ pub fn run_tcp(
                 }
             }
             TcpAction::UnsetVar(name) => st.vars.unset(name),
+            TcpAction::SetLogLevel(level) => st.log_level = Some(*level),
         }
     }
     true
