@@ -501,3 +501,33 @@ fn auth_and_set_dst() {
     let (_, head) = echoed(port, &req("/stay?echo=1", "x"));
     assert!(head.contains("X-Dst: 127.0.0.1\r\n"), "{head}");
 }
+
+/// `unique-id-format` (HAProxy's own example, in hexadecimal), `unique-id-header`,
+/// the `unique-id` fetch and `%rt` numbering requests.
+#[test]
+fn unique_ids() {
+    let o = origin("o");
+    let (p, port) = start_with(
+        "  unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid\n\
+  unique-id-header X-Unique-ID\n\
+  http-response set-header X-Id %[unique-id]",
+        "",
+        &o,
+    );
+    let (r1, head) = echoed(port, &req("/?echo=1", "x"));
+    let id = r1.header("x-id").unwrap();
+    assert!(head.contains(&format!("X-Unique-ID: {id}\r\n")), "{head}");
+    // 127.0.0.1 is 7F000001; the frontend's port, in hex, follows the client's.
+    assert!(id.starts_with("7F000001:"), "{id}");
+    assert!(id.contains(&format!("_7F000001:{port:04X}_")), "{id}");
+    let pid = id.rsplit(':').next().unwrap();
+    assert_eq!(u32::from_str_radix(pid, 16).unwrap(), p.child.id(), "{id}");
+    let number = |id: &str| {
+        let rt = id.rsplit('_').next().unwrap().split(':').next().unwrap();
+        u64::from_str_radix(rt, 16).unwrap()
+    };
+    let r2 = get(port, "/");
+    let id2 = r2.header("x-id").unwrap();
+    assert_ne!(id, id2);
+    assert_eq!(number(&id2), number(&id) + 1, "{id} then {id2}");
+}

@@ -82,6 +82,8 @@ fn rules(c: &mut Criterion) {
         server_timeout: None,
         tunnel_timeout: None,
         log_level: None,
+        unique_id: Vec::new(),
+        request_number: 0,
         captured: Default::default(),
     };
     let mut req = Vec::with_capacity(4096);

@@ -416,6 +416,10 @@ pub struct Proxy {
     pub traffic_log: Option<crate::log::TrafficFormat>,
     /// `log-tag`: this proxy's syslog tag.
     pub log_tag: Option<String>,
+    /// `unique-id-format`: each request gets an id made with this format.
+    pub unique_id_format: Option<crate::rules::logformat::LogFormat>,
+    /// `unique-id-header`: the request carries its id in this header.
+    pub unique_id_header: Option<String>,
 }
 
 /// `cookie NAME insert|prefix [indirect] [nocache] [httponly] [secure] [domain D]`.
@@ -478,6 +482,8 @@ impl Proxy {
             logs: Vec::new(),
             traffic_log: None,
             log_tag: None,
+            unique_id_format: None,
+            unique_id_header: None,
         }
     }
 }

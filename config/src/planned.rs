@@ -6,13 +6,7 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
         (&["source"], "server selection, issue #4"),
         (
-            &[
-                "errorfiles",
-                "http-errors",
-                "unique-id-format",
-                "unique-id-header",
-                "option http-buffer-request",
-            ],
+            &["errorfiles", "http-errors", "option http-buffer-request"],
             "the rules engine, issue #5",
         ),
         (
@@ -96,7 +90,6 @@ pub fn planned_fetch(name: &str) -> Option<&'static str> {
         ("req_ssl_", "planned: TLS"),
         ("fc_pp_", "the rules engine, issue #5"),
         ("capture.", "the rules engine, issue #5"),
-        ("unique-id", "the rules engine, issue #5"),
         ("req.body", "the rules engine, issue #5"),
         ("res.", "the rules engine, issue #5"),
         ("req.", "the rules engine, issue #5"),

@@ -74,6 +74,8 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "log", sections: ALL, parse: log },
     Keyword { name: "log-format", sections: D | F | L, parse: log_format },
     Keyword { name: "log-tag", sections: ALL, parse: log_tag },
+    Keyword { name: "unique-id-format", sections: D | F | L, parse: unique_id_format },
+    Keyword { name: "unique-id-header", sections: D | F | L, parse: unique_id_header },
 ];
 
 fn bit(kind: ProxyKind) -> u8 {
@@ -638,6 +640,30 @@ fn log_format(
     let text = one("log-format", args)?;
     let lf = LogFormat::parse_log(text, &read_file)?;
     p.traffic_log = Some(TrafficFormat::Custom(lf));
+    Ok(())
+}
+
+fn unique_id_format(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    let lf = LogFormat::parse_log(one("unique-id-format", args)?, &read_file)?;
+    p.unique_id_format = (!lf.parts.is_empty()).then_some(lf);
+    Ok(())
+}
+
+fn unique_id_header(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    if args.len() != 1 {
+        return Err("'unique-id-header' takes one header name".into());
+    }
+    p.unique_id_header = Some(header_name(args.first())?);
     Ok(())
 }
 

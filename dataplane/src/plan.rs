@@ -64,6 +64,8 @@ pub struct Plan {
     pub maxpipes: usize,
     /// What syslog headers and `%H` say of this process.
     pub identity: Arc<Identity>,
+    /// Requests numbered so far (`%rt`).
+    pub requests: AtomicU64,
 }
 
 /// Index of a backend in [`Plan::backends`].
@@ -102,6 +104,12 @@ pub struct Frontend {
     /// Timeouts, connection mode, header additions, splicing and error pages.
     /// Traffic logs.
     pub log: TrafficLog,
+    /// `unique-id-format`.
+    pub unique_id_format: Option<LogFormat>,
+    /// `unique-id-header`.
+    pub unique_id_header: Option<String>,
+    /// Requests get a process-wide number (a format uses `%rt`).
+    pub counts_requests: bool,
     pub settings: Settings,
 }
 
@@ -484,6 +492,12 @@ impl Plan {
                     monitor_uri: p.monitor_uri.clone(),
                     monitor_fail: p.monitor_fail.clone(),
                     captures: p.captures.clone(),
+                    counts_requests: log.format.as_ref().is_some_and(|f| f.counts_requests())
+                        || p.unique_id_format
+                            .as_ref()
+                            .is_some_and(|f| f.counts_requests()),
+                    unique_id_format: p.unique_id_format.clone(),
+                    unique_id_header: p.unique_id_header.clone(),
                     log,
                     settings: Settings::of(p),
                 })
@@ -500,6 +514,7 @@ impl Plan {
                 .maxpipes
                 .unwrap_or(config.global.maxconn as usize / 4),
             identity,
+            requests: AtomicU64::new(0),
         })
     }
 }

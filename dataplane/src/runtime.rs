@@ -331,6 +331,8 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         server_timeout: None,
         tunnel_timeout: None,
         log_level: None,
+        unique_id: Vec::new(),
+        request_number: 0,
     };
     let env = Env {
         core: &core,

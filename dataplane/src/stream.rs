@@ -39,13 +39,14 @@ use crate::rules::http::{
     Messages, TxnState, Verdict,
 };
 use crate::rules::value::leading_int;
-use crate::rules::{holds, run_tcp, switch_backend};
+use crate::rules::{holds, render_log, run_tcp, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::rules::sample::Side;
 use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
 use std::cell::Cell;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// How long a connection waiting for its next request keeps its buffers.
@@ -274,6 +275,7 @@ impl<'a> Session<'a> {
                 rec.request_line
                     .extend_from_slice(request_line(&self.req_head));
             }
+            self.identify();
             capture_headers(
                 &self.fe.captures.request,
                 &self.req_head,
@@ -300,6 +302,9 @@ impl<'a> Session<'a> {
             self.close_server =
                 fe_mode != HttpConnMode::KeepAlive || be_mode != HttpConnMode::KeepAlive;
             let close_client = close_mode || !info.keep_alive;
+            if let Some(name) = &self.fe.unique_id_header {
+                message::append_header(&mut self.req_head, name.as_bytes(), &self.txn.unique_id);
+            }
             let edits = self.edits();
             finish_request(&mut self.req_head, &info, edits);
 
@@ -422,6 +427,35 @@ impl<'a> Session<'a> {
         rec.restart();
     }
 
+    /// Numbers the request (`%rt`) and makes its `unique-id-format` id, as the
+    /// frontend asks.
+    fn identify(&mut self) {
+        if self.fe.counts_requests {
+            self.txn.request_number = self.core.plan.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(format) = &self.fe.unique_id_format else {
+            return;
+        };
+        // The id's dates are the stream's, as the log's are.
+        let fresh;
+        let rec = match self.log.as_deref() {
+            Some(rec) => rec,
+            None => {
+                fresh = Record::new(Instant::now());
+                &fresh
+            }
+        };
+        let env = self.env();
+        let mut id = std::mem::take(&mut self.txn.unique_id);
+        render_log(
+            format,
+            &env.context(&self.txn, &self.req_head, &[]),
+            rec,
+            &mut id,
+        );
+        self.txn.unique_id = id;
+    }
+
     /// How a failure to get a server connection ends the transaction.
     fn connect_failure(&self, e: &ConnectError) -> (Cause, Phase) {
         match e {
@@ -471,6 +505,7 @@ impl<'a> Session<'a> {
         self.txn.server_timeout = None;
         self.txn.tunnel_timeout = None;
         self.txn.log_level = None;
+        self.txn.unique_id.clear();
     }
 
     /// The request rules of the frontend, the backend switch, then the backend's rules.

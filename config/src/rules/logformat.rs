@@ -152,6 +152,10 @@ pub enum LogVar {
     SrvQueue,
     /// `%bq`: position in the backend's queue.
     BeQueue,
+    /// `%ID`: the request's unique id.
+    UniqueId,
+    /// `%rt`: the request's number in the process.
+    RequestCounter,
 }
 
 /// Log variable names (a name is the whole run of letters and digits after `%`).
@@ -212,17 +216,17 @@ const VARS: &[(&str, LogVar)] = &[
     ("rc", LogVar::Retries),
     ("sq", LogVar::SrvQueue),
     ("bq", LogVar::BeQueue),
+    ("ID", LogVar::UniqueId),
+    ("rt", LogVar::RequestCounter),
 ];
 
 /// Variables HAProxy has that percore does not produce yet, with the work that brings them.
 const PLANNED_VARS: &[(&str, &str)] = &[
-    ("ID", "unique-id, the rules engine (issue #5)"),
     ("sslc", "planned: TLS"),
     ("sslv", "planned: TLS"),
     ("bi", "planned: logs, stats and the runtime socket"),
     ("bp", "planned: logs, stats and the runtime socket"),
     ("lc", "planned: logs, stats and the runtime socket"),
-    ("rt", "planned: logs, stats and the runtime socket"),
 ];
 
 impl LogVar {
@@ -259,6 +263,8 @@ impl LogVar {
                 | ReqHeaderList
                 | ResHeaders
                 | ResHeaderList
+                | UniqueId
+                | RequestCounter
         )
     }
 
@@ -268,7 +274,7 @@ impl LogVar {
         use LogVar::*;
         match self {
             Method | Uri | UriPath | PathOnly | Query | Version | RequestLine | ReqHeaders
-            | ReqHeaderList => Needs::Request,
+            | ReqHeaderList | UniqueId | RequestCounter => Needs::Request,
             Status | ResHeaders | ResHeaderList => Needs::Response,
             Pid | Hostname | ActConn => Needs::Nothing,
             _ => Needs::Connection,
@@ -398,6 +404,13 @@ impl LogFormat {
         }
     }
 
+    /// Whether the string uses `%rt` (requests are then numbered).
+    pub fn counts_requests(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, LfPart::Var(LogVar::RequestCounter, _)))
+    }
+
     /// Where the string's samples come from.
     pub fn needs(&self) -> Needs {
         self.parts
@@ -518,7 +531,7 @@ mod tests {
     fn mistakes_are_named() {
         assert!(parse("%[path").unwrap_err().contains("']'"));
         assert!(parse("%[nosuch]").unwrap_err().contains("'nosuch'"));
-        assert!(parse("%ID").unwrap_err().contains("'%ID'"));
+        assert!(parse("%sslv").unwrap_err().contains("'%sslv'"));
         assert!(parse("%nosuch").unwrap_err().contains("'%nosuch'"));
         assert!(parse("%{+Z}r").unwrap_err().contains("'Z'"));
         assert!(parse("100%").is_err());

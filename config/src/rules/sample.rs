@@ -234,6 +234,8 @@ pub enum Fetch {
     Status,
     /// `capture.req.hdr(N)`: request capture slot N.
     CapturedRequest(usize),
+    /// `unique-id`: the request's id from `unique-id-format`.
+    UniqueId,
     /// `capture.res.hdr(N)`: response capture slot N.
     CapturedResponse(usize),
     /// `var(NAME[,DEFAULT])`.
@@ -257,7 +259,9 @@ impl Fetch {
             SrvIsUp(..) => SampleType::Bool,
             Ip(_) | Src | Dst => SampleType::Ip,
             Str(_) | Env(_) | FeName | BeName | SrvName | Method | Path | Pathq | Query | Url
-            | Base | ReqVer | ResVer | CapturedRequest(_) | CapturedResponse(_) => SampleType::Str,
+            | Base | ReqVer | ResVer | CapturedRequest(_) | CapturedResponse(_) | UniqueId => {
+                SampleType::Str
+            }
             UrlParam { int, .. } => {
                 if *int {
                     SampleType::Int
@@ -308,7 +312,7 @@ impl Fetch {
             | AvgQueue(None)
             | SrvIsUp(None, _) => Needs::Connection,
             ReqLen | ReqPayload(..) => Needs::Content,
-            CapturedRequest(_) => Needs::Request,
+            CapturedRequest(_) | UniqueId => Needs::Request,
             CapturedResponse(_) => Needs::Response,
             Method | Path | Pathq | Query | Url | Base | ReqVer | ProtoHttp | UrlParam { .. } => {
                 Needs::Request
@@ -833,6 +837,7 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
                 CapturedResponse(slot)
             })
         }
+        "unique-id" => none(UniqueId),
         "req.len" | "req_len" => none(ReqLen),
         "req.payload" => {
             arity(name, args, 2, 2)?;

@@ -73,6 +73,15 @@ fn number(n: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// A number that `+X` writes in hexadecimal (`%pid`, `%rt`).
+fn counter(n: u64, flags: LfFlags, out: &mut Vec<u8>) {
+    if flags.hex {
+        let _ = write!(out, "{n:04X}");
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
 fn ip(a: IpAddr, flags: LfFlags, out: &mut Vec<u8>) {
     match a {
         IpAddr::V4(v4) if flags.hex => {
@@ -184,7 +193,13 @@ pub fn write(v: LogVar, flags: LfFlags, cx: &Context<'_>, rec: Option<&Record>, 
             };
             number(status.unwrap_or(-1), out)
         }
-        Pid => number(i64::from(std::process::id()), out),
+        Pid => counter(u64::from(std::process::id()), flags, out),
+        UniqueId => text(
+            (!cx.unique_id.is_empty()).then_some(cx.unique_id),
+            flags,
+            out,
+        ),
+        RequestCounter => counter(cx.request_number, flags, out),
         Hostname => text(Some(cx.core.plan.identity.hostname.as_bytes()), flags, out),
         ActConn => number(
             i64::from(cx.core.process_conns.load(Ordering::Relaxed)),

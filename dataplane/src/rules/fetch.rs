@@ -112,6 +112,7 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
                 )),
             }
         }
+        UniqueId => (!cx.unique_id.is_empty()).then(|| Value::str(cx.unique_id)),
         CapturedRequest(n) => Some(Value::str(cx.captured.request.get(*n)?.as_deref()?)),
         CapturedResponse(n) => Some(Value::str(cx.captured.response.get(*n)?.as_deref()?)),
         Status => {

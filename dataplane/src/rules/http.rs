@@ -38,6 +38,10 @@ pub struct TxnState {
     pub captured: super::capture::Captured,
     /// `set-log-level`: the level of the transaction's log line.
     pub log_level: Option<LogLevel>,
+    /// The request's id (`unique-id-format`); empty without one.
+    pub unique_id: Vec<u8>,
+    /// The request's number in the process (`%rt`), when the frontend numbers them.
+    pub request_number: u64,
 }
 
 /// Where the rules run: the proxies and server involved so far.
@@ -71,6 +75,8 @@ impl<'a> Env<'a> {
             vars: &st.vars,
             captured: &st.captured,
             payload: &[],
+            unique_id: &st.unique_id,
+            request_number: st.request_number,
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Context<'a> {
     pub captured: &'a capture::Captured,
     /// Request bytes buffered for content inspection.
     pub payload: &'a [u8],
+    /// The request's id (`unique-id`, `%ID`).
+    pub unique_id: &'a [u8],
+    /// The request's number in the process (`%rt`).
+    pub request_number: u64,
 }
 
 /// The value of a sample expression, converters applied.
