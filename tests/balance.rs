@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command};
 
 /// A frontend and one backend whose `server` lines carry the given options.
 fn config(port: u16, balance: &str, origins: &[(&str, &Origin, &str)]) -> String {
@@ -16,17 +15,6 @@ fn config(port: u16, balance: &str, origins: &[(&str, &Origin, &str)]) -> String
         s.push_str(&format!("  server {name} {} {options}\n", o.addr));
     }
     s
-}
-
-fn start_haproxy(cfg: &str, port: u16) -> Child {
-    let path = write_config(cfg);
-    let child = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&path)
-        .spawn()
-        .expect("haproxy is installed by the test command");
-    wait_port(port);
-    child
 }
 
 /// What one request is: a path, a Host, and the local address to connect from.
@@ -104,10 +92,9 @@ fn agree_with_servers(balance: &str, options: [&str; 4], paths: &[Req]) {
         ("s3", &origins[3], options[3]),
     ];
     let ha_port = free_port();
-    let mut ha = start_haproxy(&config(ha_port, balance, &named), ha_port);
+    let ha = Haproxy::start(&config(ha_port, balance, &named), ha_port);
     let expected = choices(ha_port, paths);
-    let _ = ha.kill();
-    let _ = ha.wait();
+    drop(ha);
     let port = free_port();
     let _p = Percore::start(&config(port, balance, &named), port);
     let got = choices(port, paths);

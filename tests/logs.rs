@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A syslog server: a UDP socket on a free port.
@@ -201,19 +200,6 @@ fn seed_11_relays_smtp_with_proxy_header_and_logs_it() {
     assert_eq!(f.len(), 9, "{m}");
 }
 
-fn start_haproxy(cfg: &str, port: u16) -> Child {
-    let path = write_config(cfg);
-    let child = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy is installed by the test command");
-    wait_port(port);
-    child
-}
-
 /// A log message with what varies between runs and proxies replaced: the client
 /// port, dates, timers (a `-1` stays: it says a step was not reached) and byte
 /// counts (HAProxy counts its internal form of the response).
@@ -253,7 +239,7 @@ listen tcp\n  mode tcp\n  option tcplog\n  bind 127.0.0.1:{tcp}\n  server s1 {o}
         )
     };
     let (p_http, p_tcp, h_http, h_tcp) = (free_port(), free_port(), free_port(), free_port());
-    let mut haproxy = start_haproxy(&config(h_http, h_tcp), h_http);
+    let haproxy = Haproxy::start(&config(h_http, h_tcp), h_http);
     let percore = Percore::start(&config(p_http, p_tcp), p_http);
     let traffic = |http: u16, tcp: u16| -> Vec<String> {
         let reqs = [
@@ -283,8 +269,7 @@ listen tcp\n  mode tcp\n  option tcplog\n  bind 127.0.0.1:{tcp}\n  server s1 {o}
     };
     let theirs = traffic(h_http, h_tcp);
     let ours = traffic(p_http, p_tcp);
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
+    drop(haproxy);
     drop(percore);
     for (t, o) in theirs.iter().zip(&ours) {
         assert_eq!(o, t, "percore's line, then haproxy's");

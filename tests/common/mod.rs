@@ -241,3 +241,30 @@ pub fn have(program: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A running haproxy (Debian's 2.6, installed by the test command) on a config, killed
+/// when dropped, also when the test fails.
+pub struct Haproxy(Child);
+
+impl Haproxy {
+    /// Starts haproxy in the foreground on `config` and waits for `port`.
+    pub fn start(config: &str, port: u16) -> Haproxy {
+        let path = write_config(config);
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy is installed by the test command");
+        wait_port(port);
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
