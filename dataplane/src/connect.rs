@@ -7,6 +7,7 @@ use crate::balance;
 use crate::checks::Observed;
 use crate::core::Core;
 use crate::io::{write_all, Deadline};
+use crate::log::record::{Cause, Phase};
 use crate::plan::{Backend, BackendId, ServerPlan};
 use crate::pool::ServerKey;
 use crate::proxy_protocol;
@@ -111,6 +112,19 @@ pub struct Attempts {
     pub timed_out: bool,
     /// How many requests were queued on the server when this one joined them.
     pub queue_pos: u32,
+}
+
+impl Attempts {
+    /// How a failure `e` to get a connection ends the transaction, for the logs.
+    pub fn end_of(&self, e: &ConnectError) -> (Cause, Phase) {
+        match e {
+            ConnectError::QueueFull | ConnectError::QueueTimeout => {
+                (Cause::ServerTimeout, Phase::Queue)
+            }
+            ConnectError::Failed if self.timed_out => (Cause::ServerTimeout, Phase::Connect),
+            ConnectError::Failed | ConnectError::NoServer => (Cause::ServerAbort, Phase::Connect),
+        }
+    }
 }
 
 /// Takes a slot on `server`, queueing up to `queue_deadline` when it is full.

@@ -101,7 +101,6 @@ pub struct Frontend {
     pub monitor_fail: Option<Condition>,
     /// Capture slots (`capture ... header`, `declare capture`).
     pub captures: Captures,
-    /// Timeouts, connection mode, header additions, splicing and error pages.
     /// Traffic logs.
     pub log: TrafficLog,
     /// `unique-id-format`.
@@ -110,6 +109,7 @@ pub struct Frontend {
     pub unique_id_header: Option<String>,
     /// Requests get a process-wide number (a format uses `%rt`).
     pub counts_requests: bool,
+    /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
 
@@ -172,9 +172,9 @@ pub struct Backend {
     pub redispatch: bool,
     /// `http-reuse`.
     pub reuse: HttpReuse,
-    /// Timeouts, connection mode, header additions, splicing and error pages.
     /// Where server state changes are logged.
     pub loggers: Loggers,
+    /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
 

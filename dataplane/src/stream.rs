@@ -30,7 +30,6 @@ use crate::io::{
     IoFail, Watchdog,
 };
 use crate::log::record::{Cause, ClientCookie, Phase, Record, ServerCookie};
-use crate::log::vars::request_line;
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
 use crate::pool::ServerKey;
 use crate::rules::capture::capture_headers;
@@ -121,20 +120,13 @@ enum Cut {
 impl Cut {
     /// Who the logs blame, for a body going the way of `message`.
     fn cause(self, message: Side) -> Cause {
-        let client_failed = matches!(
-            (self, message),
-            (Cut::Read { .. }, Side::Request) | (Cut::Write { .. }, Side::Response)
-        );
-        match (self, client_failed) {
-            (Cut::Read { timeout: true } | Cut::Write { timeout: true }, true) => {
-                Cause::ClientTimeout
-            }
-            (_, true) => Cause::ClientAbort,
-            (Cut::Read { timeout: true } | Cut::Write { timeout: true }, false) => {
-                Cause::ServerTimeout
-            }
-            (_, false) => Cause::ServerAbort,
-        }
+        let (read, timeout) = match self {
+            Cut::Read { timeout } => (true, timeout),
+            Cut::Write { timeout } => (false, timeout),
+        };
+        // The client's side is where the request is read from and the response written.
+        let client = read == (message == Side::Request);
+        Cause::of_failure(client, timeout)
     }
 }
 
@@ -273,7 +265,7 @@ impl<'a> Session<'a> {
                 rec.t_request = rec.now();
                 rec.bytes_in = info.head_len as u64;
                 rec.request_line
-                    .extend_from_slice(request_line(&self.req_head));
+                    .extend_from_slice(message::first_line(&self.req_head));
             }
             self.identify();
             capture_headers(
@@ -319,7 +311,7 @@ impl<'a> Session<'a> {
             let mut server = match self.server(Reuse { shared }, choice).await {
                 Ok(server) => server,
                 Err(e) => {
-                    let end = self.connect_failure(&e);
+                    let end = self.attempts.end_of(&e);
                     return self.fail(503, end).await;
                 }
             };
@@ -340,7 +332,7 @@ impl<'a> Session<'a> {
                     server = match self.server(Reuse { shared: false }, choice).await {
                         Ok(fresh) => fresh,
                         Err(e) => {
-                            let end = self.connect_failure(&e);
+                            let end = self.attempts.end_of(&e);
                             return self.fail(503, end).await;
                         }
                     };
@@ -406,15 +398,7 @@ impl<'a> Session<'a> {
     fn conclude(&mut self, status: Option<u16>, cause: Cause, phase: Phase, sent: usize) {
         let Some(rec) = self.log.as_mut() else { return };
         rec.bytes_out += sent as u64;
-        rec.retries = self.attempts.retries;
-        rec.redispatched = self.attempts.redispatched;
-        rec.srv_queue = self.attempts.queue_pos;
-        if let Some(at) = self.attempts.slot_at {
-            rec.t_queue = rec.ms(at);
-        }
-        if let Some(at) = self.attempts.ready_at {
-            rec.t_connect = rec.ms(at);
-        }
+        rec.note_attempts(&self.attempts);
         rec.end(status, cause, phase);
         let env = Env {
             core: self.core,
@@ -456,22 +440,9 @@ impl<'a> Session<'a> {
         self.txn.unique_id = id;
     }
 
-    /// How a failure to get a server connection ends the transaction.
-    fn connect_failure(&self, e: &ConnectError) -> (Cause, Phase) {
-        match e {
-            ConnectError::QueueFull | ConnectError::QueueTimeout => {
-                (Cause::ServerTimeout, Phase::Queue)
-            }
-            ConnectError::Failed if self.attempts.timed_out => {
-                (Cause::ServerTimeout, Phase::Connect)
-            }
-            ConnectError::Failed | ConnectError::NoServer => (Cause::ServerAbort, Phase::Connect),
-        }
-    }
-
     /// Notes in the log record what the persistence cookie did.
     fn note_cookies(&mut self, presented: Option<&str>, server: usize) {
-        let (Some(rec), Some(c)) = (self.log.as_mut(), self.be.cookie.as_ref()) else {
+        let Some(rec) = self.log.as_mut().filter(|_| self.be.cookie.is_some()) else {
             return;
         };
         rec.client_cookie = match presented {
@@ -487,10 +458,10 @@ impl<'a> Session<'a> {
                 None => ClientCookie::Invalid,
             },
         };
-        rec.server_cookie = match (&self.cookie_edit, c.mode) {
-            (Some(CookieEdit::Insert { .. }), _) => ServerCookie::Inserted,
-            (Some(CookieEdit::Prefix { .. }), _) => ServerCookie::Rewritten,
-            (None, _) => ServerCookie::None,
+        rec.server_cookie = match &self.cookie_edit {
+            Some(CookieEdit::Insert { .. }) => ServerCookie::Inserted,
+            Some(CookieEdit::Prefix { .. }) => ServerCookie::Rewritten,
+            None => ServerCookie::None,
         };
     }
 

@@ -9,7 +9,7 @@
 //! read fills the buffer, then switches to splicing for the rest of the transfer.
 
 use crate::balance::source_hash;
-use crate::connect::{connect, Attempts, Choice, ConnectError, Origin, Reuse, Wanted};
+use crate::connect::{connect, Attempts, Choice, Origin, Reuse, Wanted};
 use crate::core::Core;
 use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
 use crate::log::record::{Cause, Phase, Record};
@@ -58,23 +58,14 @@ pub async fn relay(
     let mut rec = fe.log.records().then(|| {
         let mut rec = Record::new(accepted);
         rec.t_handshake = rec.now();
-        // A TCP stream has no request: HAProxy leaves its time at -1, which makes
-        // `%Tw` one more than the queue time. Kept, so that logs compare.
-        rec.t_request = -1;
+        // A TCP stream has no request, so its request time stays at -1: as in HAProxy,
+        // `%Tw` is then one more than the queue time, and logs compare.
         rec
     });
     let mut attempts = Attempts::default();
     let conclude = |rec: &mut Option<Record>, attempts: &Attempts, end: (Cause, Phase)| {
         let Some(rec) = rec.as_mut() else { return };
-        rec.retries = attempts.retries;
-        rec.redispatched = attempts.redispatched;
-        rec.srv_queue = attempts.queue_pos;
-        if let Some(at) = attempts.slot_at {
-            rec.t_queue = rec.ms(at);
-        }
-        if let Some(at) = attempts.ready_at {
-            rec.t_connect = rec.ms(at);
-        }
+        rec.note_attempts(attempts);
         rec.end(None, end.0, end.1);
         if fe.log.dontlognull && rec.is_null() {
             return;
@@ -105,13 +96,7 @@ pub async fn relay(
     let server = match connecting {
         Ok(server) => server,
         Err(e) => {
-            let end = match e {
-                ConnectError::QueueFull | ConnectError::QueueTimeout => {
-                    (Cause::ServerTimeout, Phase::Queue)
-                }
-                _ if attempts.timed_out => (Cause::ServerTimeout, Phase::Connect),
-                _ => (Cause::ServerAbort, Phase::Connect),
-            };
+            let end = attempts.end_of(&e);
             conclude(&mut rec, &attempts, end);
             return;
         }
@@ -257,23 +242,16 @@ async fn pump(
     // doing; likewise for the server.
     let blame = |r: Result<(), Failure>, from_client: bool| match r {
         Ok(()) => None,
-        Err(Failure::Read(e)) => Some(cause_of(e, from_client)),
-        Err(Failure::Write(e)) => Some(cause_of(e, !from_client)),
+        Err(Failure::Read(e)) => Some(Cause::of_failure(from_client, matches!(e, IoFail::Timeout))),
+        Err(Failure::Write(e)) => Some(Cause::of_failure(
+            !from_client,
+            matches!(e, IoFail::Timeout),
+        )),
     };
     Outcome {
         up: up.moved.get(),
         down: down.moved.get(),
         cause: blame(a, true).or(blame(b, false)),
-    }
-}
-
-/// The log's cause for a failure on the client's side or the server's.
-fn cause_of(e: IoFail, client: bool) -> Cause {
-    match (e, client) {
-        (IoFail::Timeout, true) => Cause::ClientTimeout,
-        (IoFail::Io(_), true) => Cause::ClientAbort,
-        (IoFail::Timeout, false) => Cause::ServerTimeout,
-        (IoFail::Io(_), false) => Cause::ServerAbort,
     }
 }
 

@@ -466,13 +466,8 @@ pub fn http_action(
             };
             // Without a realm, HAProxy names the proxy whose rule it is: `%b` is the
             // backend, or the frontend before one is chosen.
-            let realm = match realm {
-                Some(r) => LogFormat::parse(&r.replace('%', "%%"), files)?,
-                None => lf("%b")?,
-            };
-            let mut value = LogFormat::parse("Basic realm=\"", files)?;
-            value.parts.extend(realm.parts);
-            value.parts.extend(LogFormat::parse("\"", files)?.parts);
+            let realm = realm.map_or_else(|| "%b".to_string(), |r| r.replace('%', "%%"));
+            let value = lf(&format!("Basic realm=\"{realm}\""))?;
             only_request(HttpAction::Reply {
                 reply: Reply {
                     status: 401,

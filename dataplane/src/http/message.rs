@@ -7,12 +7,16 @@ use std::ops::Range;
 
 /// The start line's three words: method, target, version (or version, status, reason).
 pub fn start_line(head: &[u8]) -> (&[u8], &[u8], &[u8]) {
-    let line = &head[..line_end(head, 0)];
-    let mut words = line.splitn(3, |&c| c == b' ');
+    let mut words = first_line(head).splitn(3, |&c| c == b' ');
     let a = words.next().unwrap_or_default();
     let b = words.next().unwrap_or_default();
     let c = words.next().unwrap_or_default();
     (a, b, c)
+}
+
+/// The start line, without its CRLF (what `%r` logs).
+pub fn first_line(head: &[u8]) -> &[u8] {
+    &head[..line_end(head, 0)]
 }
 
 /// Where the line starting at `from` ends (the position of its CR).

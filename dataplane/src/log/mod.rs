@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use syslog::{level, Loggers};
 
 /// How a frontend logs its traffic.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TrafficLog {
     /// Where lines go.
     pub loggers: Loggers,

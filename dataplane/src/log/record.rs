@@ -2,6 +2,7 @@
 //! connection): HAProxy's timers, counts and termination state, filled in as the
 //! transaction goes.
 
+use crate::connect::Attempts;
 use std::time::{Instant, SystemTime};
 
 /// Who or what ended the transaction: the first character of `%ts`.
@@ -29,6 +30,17 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Who ended a transfer that failed on the client's side or the server's, by a
+    /// timeout or otherwise.
+    pub fn of_failure(client: bool, timeout: bool) -> Cause {
+        match (client, timeout) {
+            (true, true) => Cause::ClientTimeout,
+            (true, false) => Cause::ClientAbort,
+            (false, true) => Cause::ServerTimeout,
+            (false, false) => Cause::ServerAbort,
+        }
+    }
+
     fn code(self) -> u8 {
         match self {
             Cause::Normal => b'-',
@@ -206,6 +218,19 @@ impl Record {
     /// Milliseconds from the stream's start to now.
     pub fn now(&self) -> i64 {
         self.ms(Instant::now())
+    }
+
+    /// Notes what getting the server connection went through.
+    pub fn note_attempts(&mut self, a: &Attempts) {
+        self.retries = a.retries;
+        self.redispatched = a.redispatched;
+        self.srv_queue = a.queue_pos;
+        if let Some(at) = a.slot_at {
+            self.t_queue = self.ms(at);
+        }
+        if let Some(at) = a.ready_at {
+            self.t_connect = self.ms(at);
+        }
     }
 
     /// Notes the first byte of the request (once).

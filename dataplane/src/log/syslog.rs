@@ -111,19 +111,16 @@ pub struct Identity {
 }
 
 /// A proxy's log targets and tag.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Loggers {
     sinks: Vec<Arc<Sink>>,
-    identity: Option<Arc<Identity>>,
+    identity: Arc<Identity>,
 }
 
 impl Loggers {
     /// Loggers writing to `sinks` with headers from `identity`.
     pub fn new(sinks: Vec<Arc<Sink>>, identity: Arc<Identity>) -> Self {
-        Self {
-            sinks,
-            identity: Some(identity),
-        }
+        Self { sinks, identity }
     }
 
     /// Whether there is nowhere to send.
@@ -134,7 +131,7 @@ impl Loggers {
     /// Sends `msg` at `level` to every target whose level lets it through. `scratch`
     /// is the buffer the datagram is built in.
     pub fn send(&self, level: u8, msg: &[u8], scratch: &mut Vec<u8>) {
-        let Some(id) = &self.identity else { return };
+        let id = &self.identity;
         if self.sinks.is_empty() {
             return;
         }

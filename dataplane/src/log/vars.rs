@@ -4,7 +4,7 @@
 
 use super::record::Record;
 use super::time::Clock;
-use crate::http::message::start_line;
+use crate::http::message::{first_line, start_line};
 use crate::rules::value::leading_int;
 use crate::rules::Context;
 use percore_config::rules::logformat::{LfFlags, LogVar};
@@ -110,18 +110,6 @@ fn port(p: u16, flags: LfFlags, out: &mut Vec<u8>) {
     }
 }
 
-/// The first line of a head, without its line end.
-pub fn request_line(head: &[u8]) -> &[u8] {
-    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
-    head[..end].strip_suffix(b"\r").unwrap_or(&head[..end])
-}
-
-/// The parts of a request line: method, URI, version.
-fn request_parts(line: &[u8]) -> [Option<&[u8]>; 3] {
-    let mut it = line.splitn(3, |&c| c == b' ');
-    [it.next(), it.next(), it.next()]
-}
-
 /// The path of a URI without scheme and authority (`%HPO`).
 fn path_only(uri: &[u8]) -> &[u8] {
     let uri = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
@@ -145,7 +133,7 @@ pub fn write(v: LogVar, flags: LfFlags, cx: &Context<'_>, rec: Option<&Record>, 
     let server = cx.be.zip(cx.server).map(|(be, s)| &be.servers[s]);
     let line: &[u8] = match rec {
         Some(r) => &r.request_line,
-        None => request_line(cx.req),
+        None => first_line(cx.req),
     };
     match v {
         ClientIp => ip(cx.src.ip(), flags, out),
@@ -172,18 +160,22 @@ pub fn write(v: LogVar, flags: LfFlags, cx: &Context<'_>, rec: Option<&Record>, 
         RequestLine if line.is_empty() => text(Some(b"<BADREQ>"), flags, out),
         RequestLine => encoded(line, Encode::Url, flags, out),
         Method | Uri | UriPath | PathOnly | Query | Version => {
-            let [method, uri, version] = request_parts(line);
+            let (method, uri, version) = start_line(line);
+            let query_at = memchr::memchr(b'?', uri).unwrap_or(uri.len());
             let part = match v {
                 Method => method,
                 Uri => uri,
-                UriPath => uri.map(|u| &u[..memchr::memchr(b'?', u).unwrap_or(u.len())]),
-                PathOnly => uri.map(path_only),
-                Query => uri.map(|u| &u[memchr::memchr(b'?', u).unwrap_or(u.len())..]),
+                UriPath => &uri[..query_at],
+                PathOnly => path_only(uri),
+                Query => &uri[query_at..],
                 _ => version,
             };
-            match part.filter(|p| !p.is_empty() || matches!(v, Query)) {
-                Some(p) => encoded(p, Encode::Url, flags, out),
-                None => text(None, flags, out),
+            // An empty query is written as nothing; any other missing part as `-`.
+            let missing = part.is_empty() && (v != Query || uri.is_empty());
+            if missing {
+                text(None, flags, out)
+            } else {
+                encoded(part, Encode::Url, flags, out)
             }
         }
         Status => {
@@ -366,9 +358,5 @@ mod tests {
         assert_eq!(path_only(b"/a/b?x=1"), b"/a/b");
         assert_eq!(path_only(b"http://h:80/p?q"), b"/p");
         assert_eq!(path_only(b"http://h"), b"");
-        assert_eq!(
-            request_parts(b"GET /x HTTP/1.1"),
-            [Some(&b"GET"[..]), Some(&b"/x"[..]), Some(&b"HTTP/1.1"[..])]
-        );
     }
 }
