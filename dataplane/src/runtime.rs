@@ -9,9 +9,10 @@ use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
 use crate::rules::http::{Env, TxnState};
 use crate::rules::vars::Vars;
-use crate::rules::{run_tcp, switch_backend};
+use crate::rules::{run_tcp, switch_backend, Content, TcpVerdict};
 use compio::net::TcpStream;
 use compio::runtime::event::{Event, EventHandle};
+use percore_config::rules::Rules;
 use percore_config::{Bind, Mode};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -341,12 +342,15 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         server: None,
     };
     let rules = &fe.rules;
-    if !run_tcp(&rules.tcp_connection, &rules.acls, &env, &mut txn, &[])
-        || !run_tcp(&rules.tcp_session, &rules.acls, &env, &mut txn, &[])
-        || !run_tcp(&rules.tcp_content, &rules.acls, &env, &mut txn, &buf)
-    {
-        return;
+    for set in [&rules.tcp_connection, &rules.tcp_session] {
+        if run_tcp(set, &rules.acls, &env, &mut txn, Content::NONE, 0) == TcpVerdict::Reject {
+            return;
+        }
     }
+    let bufsize = plan.tune.bufsize;
+    let Some(mut buf) = inspect(&client, buf, rules, &env, &mut txn, bufsize).await else {
+        return;
+    };
     crate::log::connect_from(&core, fe, txn.src, txn.dst);
     match fe.mode {
         Mode::Http => {
@@ -356,7 +360,9 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             serving.await
         }
         Mode::Tcp => {
-            let Some(be) = switch_backend(fe, &env.context(&txn, &[], &[])) else {
+            let mut cx = env.context(&txn, &[], &[]);
+            cx.payload = &buf;
+            let Some(be) = switch_backend(fe, &cx) else {
                 return;
             };
             if fe.own_backend != Some(be) {
@@ -365,9 +371,10 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
                     be: Some(backend),
                     ..env
                 };
-                let (set, acls) = (&backend.rules.tcp_content, &backend.rules.acls);
-                if !run_tcp(set, acls, &env, &mut txn, &buf) {
-                    return;
+                let inspecting = inspect(&client, buf, &backend.rules, &env, &mut txn, bufsize);
+                match Box::pin(inspecting).await {
+                    Some(inspected) => buf = inspected,
+                    None => return,
                 }
             }
             let relaying = Box::pin(crate::tcp::relay(
@@ -380,6 +387,48 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
                 &txn,
             ));
             relaying.await
+        }
+    }
+}
+
+/// Runs a proxy's `tcp-request content` rules over the client's first bytes. While a
+/// rule is undecided (it tests bytes that have not arrived), waits for more, up to the
+/// proxy's `tcp-request inspect-delay`; then decides on what came, as HAProxy does.
+/// Returns the bytes read, or `None` when a rule rejects the connection or it fails.
+async fn inspect(
+    client: &TcpStream,
+    mut buf: Vec<u8>,
+    rules: &Rules,
+    env: &Env<'_>,
+    txn: &mut TxnState,
+    bufsize: usize,
+) -> Option<Vec<u8>> {
+    let mut until = crate::io::Watchdog::default();
+    until.until(rules.inspect_delay.map(|d| Instant::now() + d));
+    let mut last = rules.inspect_delay.is_none();
+    let mut from = 0;
+    loop {
+        let content = Content {
+            bytes: &buf,
+            last: last || buf.len() >= bufsize,
+        };
+        match run_tcp(&rules.tcp_content, &rules.acls, env, txn, content, from) {
+            TcpVerdict::Accept => return Some(buf),
+            TcpVerdict::Reject => return None,
+            TcpVerdict::Wait(rule) => from = rule,
+        }
+        if crate::io::wait_readable(client, &mut until).await.is_err() {
+            // The delay expired: one last evaluation on what is there.
+            last = true;
+            continue;
+        }
+        buf.reserve_exact(bufsize - buf.len());
+        let (res, b) = crate::io::read_more(client, buf, &mut Default::default()).await;
+        buf = b;
+        match res {
+            Ok(0) => last = true,
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
 }

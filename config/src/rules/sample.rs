@@ -242,8 +242,22 @@ pub enum Fetch {
     Var(VarName, Option<Arc<[u8]>>),
     /// `req.len`: request bytes buffered so far.
     ReqLen,
-    /// `req.payload(OFFSET,LENGTH)`.
+    /// `req.payload(OFFSET,LENGTH)`; a length of 0 takes the rest of the buffer.
     ReqPayload(usize, usize),
+    /// `req.ssl_sni`, `req.ssl_alpn`, `req.ssl_hello_type`: a field of the TLS
+    /// ClientHello at the start of the request buffer (TCP content inspection).
+    ClientHello(HelloField),
+}
+
+/// What `ClientHello` fetches from a TLS ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelloField {
+    /// `req.ssl_sni`: the server name.
+    Sni,
+    /// `req.ssl_alpn`: the protocols offered (every one in an ACL, the first elsewhere).
+    Alpn,
+    /// `req.ssl_hello_type`: 1 once a complete ClientHello is buffered.
+    Type,
 }
 
 impl Fetch {
@@ -252,16 +266,41 @@ impl Fetch {
         use Fetch::*;
         match self {
             Bool(_) | ProtoHttp => SampleType::Bool,
-            Int(_) | Rand(_) | Date(_) | SrcPort | DstPort | FeId | BeId | SrvId | Nbsrv(_)
-            | BeConn(_) | Connslots(_) | Queue(_) | AvgQueue(_) | Status | ReqLen => {
-                SampleType::Int
-            }
+            Int(_)
+            | Rand(_)
+            | Date(_)
+            | SrcPort
+            | DstPort
+            | FeId
+            | BeId
+            | SrvId
+            | Nbsrv(_)
+            | BeConn(_)
+            | Connslots(_)
+            | Queue(_)
+            | AvgQueue(_)
+            | Status
+            | ReqLen
+            | ClientHello(HelloField::Type) => SampleType::Int,
             SrvIsUp(..) => SampleType::Bool,
             Ip(_) | Src | Dst => SampleType::Ip,
-            Str(_) | Env(_) | FeName | BeName | SrvName | Method | Path | Pathq | Query | Url
-            | Base | ReqVer | ResVer | CapturedRequest(_) | CapturedResponse(_) | UniqueId => {
-                SampleType::Str
-            }
+            Str(_)
+            | Env(_)
+            | FeName
+            | BeName
+            | SrvName
+            | Method
+            | Path
+            | Pathq
+            | Query
+            | Url
+            | Base
+            | ReqVer
+            | ResVer
+            | CapturedRequest(_)
+            | CapturedResponse(_)
+            | UniqueId
+            | ClientHello(HelloField::Sni | HelloField::Alpn) => SampleType::Str,
             UrlParam { int, .. } => {
                 if *int {
                     SampleType::Int
@@ -311,7 +350,7 @@ impl Fetch {
             | Queue(None)
             | AvgQueue(None)
             | SrvIsUp(None, _) => Needs::Connection,
-            ReqLen | ReqPayload(..) => Needs::Content,
+            ReqLen | ReqPayload(..) | ClientHello(_) => Needs::Content,
             CapturedRequest(_) | UniqueId => Needs::Request,
             CapturedResponse(_) => Needs::Response,
             Method | Path | Pathq | Query | Url | Base | ReqVer | ProtoHttp | UrlParam { .. } => {
@@ -334,7 +373,7 @@ impl Fetch {
                 occ: None,
                 form: HeaderForm::Value | HeaderForm::Int | HeaderForm::Ip,
                 ..
-            }
+            } | Fetch::ClientHello(HelloField::Alpn)
         )
     }
 }
@@ -847,6 +886,9 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
                 .map_err(|_| "'req.payload' length must not be negative".to_string())?;
             Ok(ReqPayload(off, len))
         }
+        "req.ssl_sni" | "req_ssl_sni" => none(ClientHello(HelloField::Sni)),
+        "req.ssl_alpn" => none(ClientHello(HelloField::Alpn)),
+        "req.ssl_hello_type" | "req_ssl_hello_type" => none(ClientHello(HelloField::Type)),
         other => Err(match crate::planned::planned_fetch(other) {
             Some(work) => format!("fetch '{other}' is not supported by percore yet ({work})"),
             None => format!("unknown fetch method '{other}'"),

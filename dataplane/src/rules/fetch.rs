@@ -1,11 +1,12 @@
 //! Sample fetches: reading a value from the connection, the messages, the servers' state
 //! or the variables, without copying when the value is already in a buffer.
 
+use super::hello::Hello;
 use super::value::Value;
 use super::Context;
 use crate::http::message::{header_lines, header_values, query_param, start_line, trim, Target};
 use crate::plan::Backend;
-use percore_config::rules::sample::{Fetch, HeaderForm, Side};
+use percore_config::rules::sample::{Fetch, HeaderForm, HelloField, Side};
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
@@ -123,13 +124,36 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             Some(v) => Some(v.borrowed()),
             None => default.as_deref().map(Value::str),
         },
-        ReqLen => int(cx.payload.len()),
+        ReqLen => {
+            cx.may_change.set(true);
+            int(cx.payload.len())
+        }
         ReqPayload(off, len) => {
             let end = off.checked_add(*len)?;
-            cx.payload
-                .get(*off..end)
-                .map(|b| Value::Bin(Cow::Borrowed(b)))
+            if end > cx.core.plan.tune.bufsize {
+                return None;
+            }
+            if *len == 0 {
+                // The rest of the buffer, which grows while the client sends.
+                cx.may_change.set(true);
+                return cx.payload.get(*off..).map(|b| Value::Bin(Cow::Borrowed(b)));
+            }
+            let b = cx.payload.get(*off..end);
+            cx.may_change.set(b.is_none());
+            b.map(|b| Value::Bin(Cow::Borrowed(b)))
         }
+        ClientHello(field) => match Hello::parse(cx.payload) {
+            Hello::Partial => {
+                cx.may_change.set(true);
+                None
+            }
+            Hello::NotTls => None,
+            Hello::Complete { sni, alpn } => match field {
+                HelloField::Sni => sni.map(Value::str),
+                HelloField::Alpn => alpn.first().copied().map(Value::str),
+                HelloField::Type => Some(Value::Int(1)),
+            },
+        },
     }
 }
 
@@ -142,6 +166,16 @@ pub fn any_value<'a>(
 ) -> bool {
     if !f.multi_valued() {
         return fetch(f, cx).is_some_and(each);
+    }
+    if let Fetch::ClientHello(HelloField::Alpn) = f {
+        return match Hello::parse(cx.payload) {
+            Hello::Complete { alpn, .. } => alpn.into_iter().map(Value::str).any(each),
+            Hello::Partial => {
+                cx.may_change.set(true);
+                false
+            }
+            Hello::NotTls => false,
+        };
     }
     let Fetch::Header {
         side,

@@ -75,6 +75,8 @@ impl<'a> Env<'a> {
             vars: &st.vars,
             captured: &st.captured,
             payload: &[],
+            payload_final: true,
+            may_change: std::cell::Cell::new(false),
             unique_id: &st.unique_id,
             request_number: st.request_number,
         }

@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod convert;
 pub mod fetch;
+pub mod hello;
 pub mod http;
 pub mod matching;
 pub mod value;
@@ -19,6 +20,7 @@ use percore_config::rules::condition::Condition;
 use percore_config::rules::logformat::{LfPart, LogFormat};
 use percore_config::rules::sample::Sample;
 use percore_config::rules::Rule;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use value::Value;
 use vars::Vars;
@@ -47,6 +49,12 @@ pub struct Context<'a> {
     pub captured: &'a capture::Captured,
     /// Request bytes buffered for content inspection.
     pub payload: &'a [u8],
+    /// No more request bytes will be waited for (no inspect-delay, or it expired, or
+    /// the buffer is full, or the client closed).
+    pub payload_final: bool,
+    /// Set by a fetch whose answer may change once more bytes arrive (HAProxy's
+    /// "may change"): a condition that fails on it is undecided, not false.
+    pub may_change: Cell<bool>,
     /// The request's id (`unique-id`, `%ID`).
     pub unique_id: &'a [u8],
     /// The request's number in the process (`%rt`).
@@ -62,10 +70,34 @@ pub fn sample<'a>(s: &'a Sample, cx: &Context<'a>) -> Option<Value<'a>> {
     Some(v)
 }
 
+/// A condition's outcome while request bytes may still arrive: HAProxy's three-valued
+/// logic, where an undecided test makes the rules wait for more data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Truth {
+    /// The test failed and more data would not change that.
+    False,
+    /// The test failed on data that may still change.
+    Undecided,
+    /// The test passed.
+    True,
+}
+
+impl Truth {
+    fn not(self) -> Truth {
+        match self {
+            Truth::False => Truth::True,
+            Truth::Undecided => Truth::Undecided,
+            Truth::True => Truth::False,
+        }
+    }
+}
+
 /// Whether an ACL is true: any of its tests matches (any value of a multi-valued fetch).
-fn acl_true(acl: &Acl, cx: &Context<'_>) -> bool {
-    acl.tests.iter().any(|t| {
-        fetch::any_value(&t.sample.fetch, cx, |mut v| {
+fn acl_truth(acl: &Acl, cx: &Context<'_>) -> Truth {
+    let mut outcome = Truth::False;
+    for t in &acl.tests {
+        cx.may_change.set(false);
+        let matched = fetch::any_value(&t.sample.fetch, cx, |mut v| {
             for c in &t.sample.converters {
                 match convert::convert(c, v, cx) {
                     Some(next) => v = next,
@@ -73,19 +105,48 @@ fn acl_true(acl: &Acl, cx: &Context<'_>) -> bool {
                 }
             }
             matching::find(&t.patterns, &v).is_some()
-        })
-    })
+        });
+        if matched {
+            return Truth::True;
+        }
+        if cx.may_change.get() && !cx.payload_final {
+            outcome = Truth::Undecided;
+        }
+    }
+    outcome
+}
+
+/// The outcome of a rule's condition (true when there is none).
+pub fn truth(cond: &Option<Condition>, acls: &Acls, cx: &Context<'_>) -> Truth {
+    let Some(c) = cond else { return Truth::True };
+    let mut any = Truth::False;
+    for group in &c.any_of {
+        let mut all = Truth::True;
+        for t in group {
+            let mut v = acl_truth(&acls.list[t.acl], cx);
+            if t.negated {
+                v = v.not();
+            }
+            if v != Truth::True {
+                all = v;
+                break;
+            }
+        }
+        any = any.max(all);
+        if any == Truth::True {
+            break;
+        }
+    }
+    if c.unless {
+        any.not()
+    } else {
+        any
+    }
 }
 
 /// Whether a rule applies: no condition, or one that holds.
 pub fn holds(cond: &Option<Condition>, acls: &Acls, cx: &Context<'_>) -> bool {
-    let Some(c) = cond else { return true };
-    let any = c.any_of.iter().any(|group| {
-        group
-            .iter()
-            .all(|t| acl_true(&acls.list[t.acl], cx) != t.negated)
-    });
-    any != c.unless
+    truth(cond, acls, cx) == Truth::True
 }
 
 /// Renders a log-format string used by a rule into `out` (cleared first). A missing
@@ -133,24 +194,57 @@ fn render_parts(lf: &LogFormat, cx: &Context<'_>, rec: Option<&Record>, out: &mu
     }
 }
 
-/// Runs a TCP rule set (`tcp-request connection|session|content`): `false` when a
-/// `reject` applies and the connection must be closed.
+/// The request bytes TCP content rules inspect.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    /// What the client has sent so far.
+    pub bytes: &'a [u8],
+    /// Whether that is all the rules will get (see `Context::payload_final`).
+    pub last: bool,
+}
+
+impl Content<'_> {
+    /// No bytes and no waiting: `tcp-request connection` and `session`, and rules
+    /// without an inspect-delay.
+    pub const NONE: Content<'static> = Content {
+        bytes: &[],
+        last: true,
+    };
+}
+
+/// How a TCP rule set ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpVerdict {
+    /// An `accept`, or the end of the rules: the connection goes on.
+    Accept,
+    /// A `reject`: the connection is closed.
+    Reject,
+    /// The rule at this index is undecided until more bytes arrive: run the set again
+    /// from there when they do.
+    Wait(usize),
+}
+
+/// Runs a TCP rule set (`tcp-request connection|session|content`) from rule `from`.
 pub fn run_tcp(
     rules: &[Rule<TcpAction>],
     acls: &Acls,
     env: &http::Env<'_>,
     st: &mut http::TxnState,
-    payload: &[u8],
-) -> bool {
-    for rule in rules {
+    content: Content<'_>,
+    from: usize,
+) -> TcpVerdict {
+    for (i, rule) in rules.iter().enumerate().skip(from) {
         let mut cx = env.context(st, &[], &[]);
-        cx.payload = payload;
-        if !holds(&rule.cond, acls, &cx) {
-            continue;
+        cx.payload = content.bytes;
+        cx.payload_final = content.last;
+        match truth(&rule.cond, acls, &cx) {
+            Truth::True => {}
+            Truth::False => continue,
+            Truth::Undecided => return TcpVerdict::Wait(i),
         }
         match &rule.action {
-            TcpAction::Accept => return true,
-            TcpAction::Reject => return false,
+            TcpAction::Accept => return TcpVerdict::Accept,
+            TcpAction::Reject => return TcpVerdict::Reject,
             TcpAction::SetVar(name, s) => {
                 if let Some(v) = sample(s, &cx).map(Value::into_owned) {
                     st.vars.set(name, v);
@@ -160,7 +254,7 @@ pub fn run_tcp(
             TcpAction::SetLogLevel(level) => st.log_level = Some(*level),
         }
     }
-    true
+    TcpVerdict::Accept
 }
 
 /// The backend a request goes to: the first `use_backend` whose condition holds (a
