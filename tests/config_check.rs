@@ -130,6 +130,22 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":2] : invalid regex '('",
         ),
         (
+            "backend b\n  errorfiles nope 503\n",
+            ":2] : backend 'b': 'errorfiles' names unknown http-errors section 'nope'",
+        ),
+        (
+            "backend b\n  http-request return status 503 errorfiles nope\n",
+            ":2] : backend 'b': 'errorfiles' names unknown http-errors section 'nope'",
+        ),
+        (
+            "http-errors site\n  errorfile 999 /dev/null\n",
+            ":2] : 'errorfile': status code '999' cannot be customized",
+        ),
+        (
+            "http-errors site\n  errorloc 503 /x\n",
+            ":2] : unknown keyword 'errorloc' in 'http-errors' section",
+        ),
+        (
             "global\n  log 127.0.0.1:514 local9\n",
             ":2] : unknown log facility 'local9'",
         ),

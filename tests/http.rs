@@ -364,6 +364,79 @@ fn errorfile_replaces_the_builtin_body() {
     assert_eq!(get(port, "/").text(), "custom page\n");
 }
 
+/// `errorfiles` imports an `http-errors` section declared after the proxy (all of it,
+/// or the codes listed), later lines override earlier ones, `errorloc303` redirects,
+/// an empty file closes without an answer, and replies take `errorfile FILE` and
+/// `errorfiles NAME`.
+#[test]
+fn error_pages_from_sections_and_replies() {
+    let o = origin("o");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let page = |status: u16, text: &str| {
+        let file = temp_path(&format!("{status}.http"));
+        let body = format!("{text}\n");
+        std::fs::write(
+            &file,
+            format!(
+                "HTTP/1.1 {status} Custom\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .unwrap();
+        file.display().to_string()
+    };
+    let (site403, site503, other503) = (
+        page(403, "site 403"),
+        page(503, "site 503"),
+        page(503, "other 503"),
+    );
+    let (teapot, empty) = (page(200, "from a file"), temp_path("empty.http"));
+    std::fs::write(&empty, "").unwrap();
+    let port = free_port();
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  errorfiles site\n  errorloc303 503 http://example.com/down\n  errorfile 404 {}\n\
+  http-request deny if {{ path /deny }}\n  http-request deny deny_status 404 if {{ path /gone }}\n\
+  http-request return status 503 errorfiles other if {{ path /other }}\n\
+  http-request return status 200 errorfile {teapot} if {{ path /file }}\n\
+  use_backend dead if {{ path /dead }}\n  use_backend only403 if {{ path /only403 }}\n  default_backend live\n\
+backend live\n  server s {}\n\
+backend dead\n  retries 0\n  server s {dead}\n\
+backend only403\n  retries 0\n  errorfiles site 403\n  server s {dead}\n\
+http-errors site\n  errorfile 403 {site403}\n  errorfile 503 {site503}\n\
+http-errors other\n  errorfile 503 {other503}\n",
+        empty.display(),
+        o.addr
+    );
+    let _p = Percore::start(&text, port);
+    let r = get(port, "/deny");
+    assert_eq!((r.status, r.text().as_str()), (403, "site 403\n"));
+    // The frontend's errorloc303, written after the import, wins for 503.
+    let r = get(port, "/dead");
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("http://example.com/down")
+    );
+    // The backend imports only 403: its 503 is the frontend's.
+    assert_eq!(get(port, "/only403").status, 303);
+    let r = get(port, "/other");
+    assert_eq!((r.status, r.text().as_str()), (503, "other 503\n"));
+    let r = get(port, "/file");
+    assert_eq!((r.status, r.text().as_str()), (200, "from a file\n"));
+    assert_eq!(get(port, "/").status, 200);
+    // An empty page: the connection closes with nothing written.
+    let mut s = connect(port);
+    s.write_all(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+}
+
 #[test]
 fn forwardfor_originalto_and_hop_by_hop() {
     let o = origin("o");

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cond;
 pub mod error;
 pub mod global;
+pub mod http_errors;
 pub mod lexer;
 pub mod log;
 pub mod model;

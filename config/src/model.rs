@@ -2,6 +2,7 @@
 //! value here is already validated; the dataplane never re-parses text.
 
 use crate::error::Location;
+use crate::http_errors::{ErrorPage, HttpErrors};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct Config {
     pub peers: Vec<Peers>,
     /// `resolvers` sections (parsed; the DNS issue runs them).
     pub resolvers: Vec<Resolvers>,
+    /// `http-errors` sections.
+    pub http_errors: Vec<HttpErrors>,
 }
 
 impl Config {
@@ -394,8 +397,9 @@ pub struct Proxy {
     pub options: Options,
     /// `http-reuse`.
     pub http_reuse: HttpReuse,
-    /// `errorfile CODE FILE`, with the file's contents read at load.
-    pub errorfiles: Vec<ErrorFile>,
+    /// `errorfile`, `errorloc*` and `errorfiles` lines, in order (see
+    /// `Config::error_pages`).
+    pub errorfiles: Vec<ErrorPage>,
     /// Health checks: `option httpchk|tcp-check|log-health-checks`, `http-check`,
     /// `tcp-check`.
     pub checks: crate::check::Checks,
@@ -518,15 +522,6 @@ pub struct Named {
     pub name: String,
     /// Where it was written.
     pub location: Location,
-}
-
-/// `errorfile CODE FILE`: a complete HTTP response sent instead of the built-in one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorFile {
-    /// Status code it replaces.
-    pub status: u16,
-    /// The raw response, as read from the file.
-    pub response: Vec<u8>,
 }
 
 /// `balance`: the algorithms implemented so far (the rest come with issue #4).

@@ -6,7 +6,7 @@ use crate::cond;
 use crate::error::{ConfigError, Diagnostic, Location, Severity};
 use crate::lexer::{split_line, EnvLookup};
 use crate::model::{Config, Proxy, ProxyKind};
-use crate::{global, peers, proxy, resolvers, validate};
+use crate::{global, http_errors, peers, proxy, resolvers, validate};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +25,8 @@ enum Section {
     Peers(usize),
     /// A `resolvers` section, as an index into `Config::resolvers`.
     Resolvers(usize),
+    /// An `http-errors` section, as an index into `Config::http_errors`.
+    HttpErrors(usize),
 }
 
 #[derive(Clone, Copy)]
@@ -269,6 +271,7 @@ impl<'e> Parser<'e> {
             }
             Section::Peers(i) => peers::keyword(&mut self.config.peers[i], words),
             Section::Resolvers(i) => resolvers::keyword(&mut self.config.resolvers[i], words),
+            Section::HttpErrors(i) => http_errors::keyword(&mut self.config.http_errors[i], words),
         };
         for w in warnings {
             self.diagnostics.push(Diagnostic::warning(location, w));
@@ -309,8 +312,16 @@ impl<'e> Parser<'e> {
                     self.section = Section::Resolvers(self.config.resolvers.len() - 1);
                 }))
             }
-            "userlist" | "mailers" | "program" | "http-errors" | "ring" | "cache" | "fcgi-app"
-            | "crt-store" | "traces" => {
+            "http-errors" => {
+                return Some(self.named_section(words, "http-errors").map(|name| {
+                    self.config
+                        .http_errors
+                        .push(http_errors::new(name, location));
+                    self.section = Section::HttpErrors(self.config.http_errors.len() - 1);
+                }))
+            }
+            "userlist" | "mailers" | "program" | "ring" | "cache" | "fcgi-app" | "crt-store"
+            | "traces" => {
                 return Some(Err(format!(
                     "section '{}' is not supported by percore yet",
                     words[0]

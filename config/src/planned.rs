@@ -6,7 +6,7 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
         (&["source"], "server selection, issue #4"),
         (
-            &["errorfiles", "http-errors", "option http-buffer-request"],
+            &["option http-buffer-request"],
             "the rules engine, issue #5",
         ),
         (

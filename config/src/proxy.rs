@@ -4,11 +4,12 @@
 use crate::check::{http_check_line, option_httpchk, tcp_check_line, CheckType};
 use crate::error::Location;
 use crate::global::{no_args, one};
+use crate::http_errors::{self, ErrorPage};
 use crate::log::TrafficFormat;
 use crate::model::{
-    Balance, Bind, BindAddr, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashMethod,
-    HashType, HttpConnMode, HttpReuse, IpNet, Mode, Named, ObserveLayer, OnError, OriginalTo,
-    Proxy, ProxyKind, SendProxy, Server, ServerOptions, Track, UriHash,
+    Balance, Bind, BindAddr, Cookie, CookieMode, ForwardFor, HashFunction, HashMethod, HashType,
+    HttpConnMode, HttpReuse, IpNet, Mode, Named, ObserveLayer, OnError, OriginalTo, Proxy,
+    ProxyKind, SendProxy, Server, ServerOptions, Track, UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -71,6 +72,10 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "no", sections: ALL, parse: no_option },
     Keyword { name: "http-reuse", sections: D | B | L, parse: http_reuse },
     Keyword { name: "errorfile", sections: ALL, parse: errorfile },
+    Keyword { name: "errorfiles", sections: ALL, parse: errorfiles },
+    Keyword { name: "errorloc", sections: ALL, parse: errorloc },
+    Keyword { name: "errorloc302", sections: ALL, parse: errorloc },
+    Keyword { name: "errorloc303", sections: ALL, parse: errorloc303 },
     Keyword { name: "log", sections: ALL, parse: log },
     Keyword { name: "log-format", sections: D | F | L, parse: log_format },
     Keyword { name: "log-tag", sections: ALL, parse: log_tag },
@@ -583,26 +588,44 @@ fn errorfile(
     _: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    let [code, file] = args else {
-        return Err("'errorfile' expects a status code and a file".into());
-    };
-    let status: u16 = code
-        .parse()
-        .ok()
-        .filter(|c| {
-            [
-                200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
-            ]
-            .contains(c)
-        })
-        .ok_or_else(|| format!("'errorfile': status code '{code}' cannot be customized"))?;
-    let response = std::fs::read(file)
-        .map_err(|e| format!("'errorfile {code}': cannot read '{file}': {e}"))?;
-    if !response.starts_with(b"HTTP/1.") {
-        return Err(format!("'errorfile {code}': '{file}' must hold a complete HTTP response starting with 'HTTP/1.'"));
-    }
-    p.errorfiles.retain(|e| e.status != status);
-    p.errorfiles.push(ErrorFile { status, response });
+    p.errorfiles
+        .push(ErrorPage::File(http_errors::errorfile(args)?));
+    Ok(())
+}
+
+fn errorloc(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.errorfiles.push(ErrorPage::File(http_errors::errorloc(
+        "errorloc", 302, args,
+    )?));
+    Ok(())
+}
+
+fn errorloc303(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.errorfiles.push(ErrorPage::File(http_errors::errorloc(
+        "errorloc303",
+        303,
+        args,
+    )?));
+    Ok(())
+}
+
+fn errorfiles(
+    p: &mut Proxy,
+    args: &[String],
+    loc: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    p.errorfiles.push(http_errors::import(args, loc)?);
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! must agree, frontends that cannot work.
 
 use crate::error::{Diagnostic, Location};
+use crate::http_errors::ErrorPage;
 use crate::model::{Config, Mode, Named, Proxy, Server};
+use crate::rules::action::{HttpAction, ReplyBody};
 use crate::rules::sample::Fetch;
 use crate::rules::BackendTarget;
 
@@ -57,6 +59,31 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                     s.name, first.name
                 );
                 out.push(alert(p, &s.location, e));
+            }
+        }
+        let r = &p.rules;
+        for rule in [&r.http_request, &r.http_response, &r.http_after_response]
+            .into_iter()
+            .flatten()
+        {
+            if let HttpAction::Reply { reply, .. } = &rule.action {
+                if let ReplyBody::Imported(name) = &reply.body {
+                    if config.http_errors(name).is_none() {
+                        let e = format!("'errorfiles' names unknown http-errors section '{name}'");
+                        out.push(alert(p, &rule.location, e));
+                    }
+                }
+            }
+        }
+        for page in &p.errorfiles {
+            if let ErrorPage::Import { section, .. } = page {
+                if config.http_errors(&section.name).is_none() {
+                    let e = format!(
+                        "'errorfiles' names unknown http-errors section '{}'",
+                        section.name
+                    );
+                    out.push(alert(p, &section.location, e));
+                }
             }
         }
         for acl in &p.rules.acls.list {

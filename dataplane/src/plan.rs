@@ -66,6 +66,8 @@ pub struct Plan {
     pub identity: Arc<Identity>,
     /// Requests numbered so far (`%rt`).
     pub requests: AtomicU64,
+    /// `http-errors` sections, by name, for replies that name one (`errorfiles NAME`).
+    pub http_errors: Vec<(String, ErrorPages)>,
 }
 
 /// Index of a backend in [`Plan::backends`].
@@ -192,19 +194,25 @@ pub struct Settings {
     pub originalto: Option<OriginalTo>,
     /// `option splice-*`.
     pub splice: Splice,
-    /// `errorfile` responses.
+    /// `errorfile`, `errorloc*` and `errorfiles` responses.
     pub errors: ErrorPages,
 }
 
 impl Settings {
-    fn of(p: &percore_config::Proxy) -> Self {
+    fn of(config: &Config, p: &percore_config::Proxy) -> Self {
         Self {
             timeouts: p.timeouts.clone(),
             conn_mode: p.options.http_conn_mode,
             forwardfor: p.options.forwardfor.clone(),
             originalto: p.options.originalto.clone(),
             splice: p.options.splice,
-            errors: error_pages(p),
+            errors: ErrorPages(
+                config
+                    .error_pages(p)
+                    .into_iter()
+                    .map(|e| (e.status, e.response))
+                    .collect(),
+            ),
         }
     }
 }
@@ -435,7 +443,7 @@ impl Plan {
                 redispatch: p.options.redispatch,
                 reuse: p.http_reuse,
                 loggers: loggers(p)?,
-                settings: Settings::of(p),
+                settings: Settings::of(config, p),
             });
         }
         link_trackers(config, &mut backends);
@@ -499,7 +507,7 @@ impl Plan {
                     unique_id_format: p.unique_id_format.clone(),
                     unique_id_header: p.unique_id_header.clone(),
                     log,
-                    settings: Settings::of(p),
+                    settings: Settings::of(config, p),
                 })
             })
             .collect::<Result<_, PlanError>>()?;
@@ -515,6 +523,14 @@ impl Plan {
                 .unwrap_or(config.global.maxconn as usize / 4),
             identity,
             requests: AtomicU64::new(0),
+            http_errors: config
+                .http_errors
+                .iter()
+                .map(|s| {
+                    let pages = s.pages.iter().map(|e| (e.status, e.response.clone()));
+                    (s.name.clone(), ErrorPages(pages.collect()))
+                })
+                .collect(),
         })
     }
 }
@@ -619,15 +635,6 @@ fn default_fullconn(frontends: &[Frontend], global_maxconn: u32, backends: &mut 
             be.fullconn = total.div_ceil(10).clamp(1, u64::from(u32::MAX)) as u32;
         }
     }
-}
-
-fn error_pages(p: &percore_config::Proxy) -> ErrorPages {
-    ErrorPages(
-        p.errorfiles
-            .iter()
-            .map(|e| (e.status, Arc::from(e.response.as_slice())))
-            .collect(),
-    )
 }
 
 /// The effective value of a timeout: the first that is set, or none.

@@ -31,6 +31,12 @@ pub enum ReplyBody {
     Static(Arc<[u8]>),
     /// `lf-string`, `lf-file`: rendered per request.
     Format(LogFormat),
+    /// `errorfile FILE`: a complete response read at load (status line and headers
+    /// included).
+    Response(Arc<[u8]>),
+    /// `errorfiles NAME`: the `http-errors` section's page for the status, else the
+    /// proxy's.
+    Imported(String),
 }
 
 /// A reply built by percore: `return`, `deny`, `tarpit`.
@@ -284,16 +290,22 @@ fn reply(args: &[String], default_status: u16, files: FileReader<'_>) -> Result<
                 i += 3;
                 continue;
             }
-            "errorfile" | "errorfiles" => {
-                return Err(format!(
-                    "'{w}' in a reply is not supported by percore yet (the rules engine, issue #5); use 'file'"
-                ))
+            "errorfile" => {
+                let file = arg("file name")?;
+                let response = files(file)?.into_bytes();
+                if !response.is_empty() && !response.starts_with(b"HTTP/1.") {
+                    return Err(format!(
+                        "'errorfile': '{file}' must hold a complete HTTP response starting with 'HTTP/1.'"
+                    ));
+                }
+                r.body = ReplyBody::Response(response.into());
             }
+            "errorfiles" => r.body = ReplyBody::Imported(arg("http-errors section")?.to_string()),
             other => return Err(format!("unknown reply argument '{other}'")),
         }
         i += 2;
     }
-    let has_body = !matches!(r.body, ReplyBody::ErrorPage);
+    let has_body = matches!(r.body, ReplyBody::Static(_) | ReplyBody::Format(_));
     if has_body && r.content_type.is_none() {
         return Err("a reply with a body needs a 'content-type'".into());
     }

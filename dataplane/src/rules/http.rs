@@ -389,23 +389,25 @@ fn set_uri(req: &mut Vec<u8>, part: UriPart, text: &[u8]) {
 /// The response for `deny`, `return` or `tarpit`.
 fn local_reply(reply: &Reply, cx: &Context<'_>, pages: &[&ErrorPages]) -> LocalReply {
     let body = match &reply.body {
-        ReplyBody::ErrorPage => {
-            let page = match pages.iter().find_map(|p| p.get(reply.status)) {
-                Some(custom) => custom.to_vec(),
-                None if reply.status >= 400 => builtin(reply.status),
-                None => Vec::new(),
+        ReplyBody::Response(r) => return with_headers(split_reply(r.to_vec()), reply, cx),
+        ReplyBody::ErrorPage | ReplyBody::Imported(_) => {
+            let section = match &reply.body {
+                ReplyBody::Imported(name) => cx.core.plan.http_errors.iter().find(|s| s.0 == *name),
+                _ => None,
             };
-            if !page.is_empty() {
-                // Headers of the rule (`auth`'s WWW-Authenticate) join the page's own.
-                let mut r = split_reply(page);
-                if r.head.ends_with(b"\r\n\r\n") {
-                    r.head.truncate(r.head.len() - 2);
-                    write_headers(&reply.headers, cx, &mut r.head);
-                    r.head.extend_from_slice(b"\r\n");
+            let custom = section
+                .into_iter()
+                .map(|s| &s.1)
+                .chain(pages.iter().copied())
+                .find_map(|p| p.get(reply.status));
+            // An empty custom page (`/dev/null`) closes without an answer.
+            match custom {
+                Some(page) => return with_headers(split_reply(page.to_vec()), reply, cx),
+                None if reply.status >= 400 => {
+                    return with_headers(split_reply(builtin(reply.status)), reply, cx)
                 }
-                return r;
+                None => Vec::new(),
             }
-            Vec::new()
         }
         ReplyBody::Static(b) => b.to_vec(),
         ReplyBody::Format(lf) => {
@@ -432,6 +434,17 @@ fn local_reply(reply: &Reply, cx: &Context<'_>, pages: &[&ErrorPages]) -> LocalR
         close: false,
         tarpit: false,
     }
+}
+
+/// A page's reply with the rule's headers (`auth`'s WWW-Authenticate, `hdr` lines)
+/// joining the page's own.
+fn with_headers(mut r: LocalReply, reply: &Reply, cx: &Context<'_>) -> LocalReply {
+    if r.head.ends_with(b"\r\n\r\n") {
+        r.head.truncate(r.head.len() - 2);
+        write_headers(&reply.headers, cx, &mut r.head);
+        r.head.extend_from_slice(b"\r\n");
+    }
+    r
 }
 
 /// Appends a reply's `hdr` lines, rendered, to `head`.
