@@ -531,3 +531,52 @@ fn unique_ids() {
     assert_ne!(id, id2);
     assert_eq!(number(&id2), number(&id) + 1, "{id} then {id2}");
 }
+
+/// `option http-buffer-request`: the rules see the body (`req.body`, `req.body_len`,
+/// de-chunked) even when it arrives after the head, the body still reaches the
+/// server whole, and a client waiting for `100 Continue` gets it from percore.
+#[test]
+fn buffered_request_bodies() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  option http-buffer-request\n  http-request deny if { req.body -m sub secret }\n  http-request set-header X-Body-Len %[req.body_len]\n  http-request set-header X-Body %[req.body]",
+        "",
+        &o,
+    );
+    let post = |head: &str, parts: &[&str]| {
+        let mut s = connect(port);
+        s.write_all(head.as_bytes()).unwrap();
+        for part in parts {
+            std::thread::sleep(Duration::from_millis(100));
+            s.write_all(part.as_bytes()).unwrap();
+        }
+        read_response(&mut s, false)
+    };
+    let r = post(
+        "POST /?echo=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\nConnection: close\r\n\r\n",
+        &["hello ", "secret"],
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        "POST /?echo=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        &["3\r\nabc\r\n", "3\r\ndef\r\n0\r\n\r\n"],
+    );
+    assert_eq!(r.status, 200);
+    let seen = r.text();
+    assert!(seen.contains("X-Body-Len: 6\r\n"), "{seen}");
+    assert!(seen.contains("X-Body: abcdef\r\n"), "{seen}");
+    assert_eq!(r.header("x-req-body").as_deref(), Some("21"));
+    // Expect: 100-continue: percore answers it, and the server sees no Expect.
+    let mut s = connect(port);
+    s.write_all(b"POST /?echo=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut s, &mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"data").unwrap();
+    let r = read_response(&mut s, false);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("X-Body: data\r\n"), "{}", r.text());
+    assert!(!r.text().to_lowercase().contains("expect:"), "{}", r.text());
+    // Without a body, nothing is waited for.
+    assert_eq!(get(port, "/").status, 200);
+}

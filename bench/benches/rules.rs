@@ -84,6 +84,7 @@ fn rules(c: &mut Criterion) {
         log_level: None,
         unique_id: Vec::new(),
         request_number: 0,
+        body: Vec::new(),
         captured: Default::default(),
     };
     let mut req = Vec::with_capacity(4096);

@@ -348,6 +348,9 @@ pub struct Options {
     pub splice: Splice,
     /// `option allbackups`: all backup servers share the load, not only the first.
     pub allbackups: bool,
+    /// `option http-buffer-request`: wait for the request body (up to a buffer) before
+    /// running the HTTP rules, so that they can read it.
+    pub http_buffer_request: bool,
     /// `option persist`: a persistence cookie keeps naming a server that is down
     /// (until `option redispatch` moves the request).
     pub persist: bool,

@@ -6,10 +6,6 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
     let table: &[(&[&str], &str)] = &[
         (&["source"], "server selection, issue #4"),
         (
-            &["option http-buffer-request"],
-            "the rules engine, issue #5",
-        ),
-        (
             &[
                 "stick-table",
                 "stick",
@@ -90,7 +86,6 @@ pub fn planned_fetch(name: &str) -> Option<&'static str> {
         ("req_ssl_", "planned: TLS"),
         ("fc_pp_", "the rules engine, issue #5"),
         ("capture.", "the rules engine, issue #5"),
-        ("req.body", "the rules engine, issue #5"),
         ("res.", "the rules engine, issue #5"),
         ("req.", "the rules engine, issue #5"),
         ("fc_", "the rules engine, issue #5"),

@@ -826,6 +826,10 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
             flag(rest)?;
             o.allbackups = on;
         }
+        "http-buffer-request" => {
+            flag(rest)?;
+            o.http_buffer_request = on;
+        }
         "persist" => {
             flag(rest)?;
             o.persist = on;

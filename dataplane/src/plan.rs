@@ -111,6 +111,10 @@ pub struct Frontend {
     pub unique_id_header: Option<String>,
     /// Requests get a process-wide number (a format uses `%rt`).
     pub counts_requests: bool,
+    /// `option http-buffer-request` on the frontend or its default backend: the body
+    /// is waited for before the HTTP rules run. (A backend reached only by a
+    /// `use_backend` rule does not make its frontend wait.)
+    pub buffer_request: bool,
     /// Timeouts, connection mode, header additions, splicing and error pages.
     pub settings: Settings,
 }
@@ -504,6 +508,11 @@ impl Plan {
                         || p.unique_id_format
                             .as_ref()
                             .is_some_and(|f| f.counts_requests()),
+                    buffer_request: p.options.http_buffer_request
+                        || p.default_backend
+                            .as_ref()
+                            .and_then(|n| config.backend(&n.name))
+                            .is_some_and(|b| b.options.http_buffer_request),
                     unique_id_format: p.unique_id_format.clone(),
                     unique_id_header: p.unique_id_header.clone(),
                     log,

@@ -334,6 +334,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         log_level: None,
         unique_id: Vec::new(),
         request_number: 0,
+        body: Vec::new(),
     };
     let env = Env {
         core: &core,

@@ -281,7 +281,19 @@ impl<'a> Session<'a> {
             }
 
             // 2. The rules, which pick the backend or answer themselves.
-            if let Err(reply) = self.request_rules() {
+            let mut info = info;
+            if self.fe.buffer_request && info.framing != Framing::Empty {
+                let buffering = Box::pin(self.buffer_body(&mut info));
+                if let Err((status, cause)) = buffering.await {
+                    return match status {
+                        Some(status) => self.fail(status, (cause, Phase::Request)).await,
+                        None => self.conclude(None, cause, Phase::Request, 0),
+                    };
+                }
+            }
+            let ruled = self.request_rules();
+            self.txn.body = Vec::new();
+            if let Err(reply) = ruled {
                 let close = reply.close || !info.keep_alive || info.framing != Framing::Empty;
                 let sending = Box::pin(self.send_reply(reply, &info, close, Phase::Request));
                 if !sending.await || close {
@@ -388,6 +400,55 @@ impl<'a> Session<'a> {
                     sending.await;
                     return;
                 }
+            }
+        }
+    }
+
+    /// `option http-buffer-request`: reads the request body until it is complete or
+    /// fills the buffer, keeping a de-chunked copy for the rules (`req.body`); the bytes
+    /// stay in the client buffer to be forwarded. Answers `100 Continue` itself when
+    /// the client waits for one, as HAProxy does. `Err` says why it stopped, with the
+    /// error to answer unless the client went away.
+    async fn buffer_body(&mut self, info: &mut RequestInfo) -> Result<(), (Option<u16>, Cause)> {
+        if info.expect_continue {
+            message::remove_header(&mut self.req_head, "expect");
+            info.expect_continue = false;
+            let mut wd = Watchdog::default();
+            let interim = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+            if write_all(
+                &self.client,
+                interim,
+                wd.until(deadline(Some(ERROR_WRITE_LIMIT))),
+            )
+            .await
+            .is_err()
+            {
+                return Err((None, Cause::ClientAbort));
+            }
+        }
+        let t = &self.fe.settings.timeouts;
+        let at = deadline(first_set(&[t.http_request, t.client]));
+        loop {
+            self.txn.body.clear();
+            let complete = info
+                .framing
+                .payload(&self.cbuf, &mut self.txn.body)
+                .map_err(|_| (Some(400), Cause::Proxy))?;
+            if complete || self.cbuf.len() >= self.bufsize {
+                return Ok(());
+            }
+            self.cbuf.reserve(self.bufsize - self.cbuf.len());
+            let (res, b) = read_more(
+                &self.client,
+                std::mem::take(&mut self.cbuf),
+                self.request_side.until(at),
+            )
+            .await;
+            self.cbuf = b;
+            match res {
+                Ok(0) | Err(IoFail::Io(_)) => return Err((None, Cause::ClientAbort)),
+                Ok(_) => {}
+                Err(IoFail::Timeout) => return Err((Some(408), Cause::ClientTimeout)),
             }
         }
     }

@@ -244,6 +244,11 @@ pub enum Fetch {
     ReqLen,
     /// `req.payload(OFFSET,LENGTH)`; a length of 0 takes the rest of the buffer.
     ReqPayload(usize, usize),
+    /// `req.body`: the request body buffered by `option http-buffer-request`
+    /// (de-chunked).
+    ReqBody,
+    /// `req.body_len`: its length.
+    ReqBodyLen,
     /// `req.ssl_sni`, `req.ssl_alpn`, `req.ssl_hello_type`: a field of the TLS
     /// ClientHello at the start of the request buffer (TCP content inspection).
     ClientHello(HelloField),
@@ -267,6 +272,7 @@ impl Fetch {
         match self {
             Bool(_) | ProtoHttp => SampleType::Bool,
             Int(_)
+            | ReqBodyLen
             | Rand(_)
             | Date(_)
             | SrcPort
@@ -314,7 +320,7 @@ impl Fetch {
                 HeaderForm::Ip => SampleType::Ip,
             },
             Var(..) => SampleType::Any,
-            ReqPayload(..) => SampleType::Bin,
+            ReqPayload(..) | ReqBody => SampleType::Bin,
         }
     }
 
@@ -351,7 +357,7 @@ impl Fetch {
             | AvgQueue(None)
             | SrvIsUp(None, _) => Needs::Connection,
             ReqLen | ReqPayload(..) | ClientHello(_) => Needs::Content,
-            CapturedRequest(_) | UniqueId => Needs::Request,
+            CapturedRequest(_) | UniqueId | ReqBody | ReqBodyLen => Needs::Request,
             CapturedResponse(_) => Needs::Response,
             Method | Path | Pathq | Query | Url | Base | ReqVer | ProtoHttp | UrlParam { .. } => {
                 Needs::Request
@@ -886,6 +892,8 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
                 .map_err(|_| "'req.payload' length must not be negative".to_string())?;
             Ok(ReqPayload(off, len))
         }
+        "req.body" => none(ReqBody),
+        "req.body_len" => none(ReqBodyLen),
         "req.ssl_sni" | "req_ssl_sni" => none(ClientHello(HelloField::Sni)),
         "req.ssl_alpn" => none(ClientHello(HelloField::Alpn)),
         "req.ssl_hello_type" | "req_ssl_hello_type" => none(ClientHello(HelloField::Type)),

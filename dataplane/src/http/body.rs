@@ -70,7 +70,7 @@ impl Framing {
                 Ok(n as usize)
             }
             Framing::Chunked(state) => {
-                let n = advance_chunked(state, data)?;
+                let n = advance_chunked(state, data, |_| {})?;
                 if *state == Chunked::Done {
                     *self = Framing::Length(0);
                 }
@@ -78,9 +78,31 @@ impl Framing {
             }
         }
     }
+
+    /// Appends to `out` the payload `data` carries for this body (chunk sizes and
+    /// trailers left out), without moving the decoder; returns whether `data` holds
+    /// the whole body. For `option http-buffer-request`, whose rules read the body.
+    pub fn payload(&self, data: &[u8], out: &mut Vec<u8>) -> Result<bool, FramingError> {
+        let mut framing = *self;
+        match &mut framing {
+            Framing::Chunked(state) => {
+                advance_chunked(state, data, |part| out.extend_from_slice(part))?;
+                Ok(*state == Chunked::Done)
+            }
+            other => {
+                let n = other.advance(data)?;
+                out.extend_from_slice(&data[..n]);
+                Ok(other.is_done())
+            }
+        }
+    }
 }
 
-fn advance_chunked(state: &mut Chunked, data: &[u8]) -> Result<usize, FramingError> {
+fn advance_chunked(
+    state: &mut Chunked,
+    data: &[u8],
+    mut on_data: impl FnMut(&[u8]),
+) -> Result<usize, FramingError> {
     let mut i = 0;
     while i < data.len() {
         let c = data[i];
@@ -112,6 +134,7 @@ fn advance_chunked(state: &mut Chunked, data: &[u8]) -> Result<usize, FramingErr
             },
             Chunked::Data { left } => {
                 let n = (left as usize).min(data.len() - i);
+                on_data(&data[i..i + n]);
                 i += n;
                 *state = if left as usize == n {
                     Chunked::DataCr

@@ -124,6 +124,8 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             Some(v) => Some(v.borrowed()),
             None => default.as_deref().map(Value::str),
         },
+        ReqBody => Some(Value::Bin(Cow::Borrowed(cx.body))),
+        ReqBodyLen => int(cx.body.len()),
         ReqLen => {
             cx.may_change.set(true);
             int(cx.payload.len())

@@ -42,6 +42,9 @@ pub struct TxnState {
     pub unique_id: Vec<u8>,
     /// The request's number in the process (`%rt`), when the frontend numbers them.
     pub request_number: u64,
+    /// The request body `option http-buffer-request` waited for, de-chunked, while the
+    /// request rules run (`req.body`).
+    pub body: Vec<u8>,
 }
 
 /// Where the rules run: the proxies and server involved so far.
@@ -75,6 +78,7 @@ impl<'a> Env<'a> {
             vars: &st.vars,
             captured: &st.captured,
             payload: &[],
+            body: &st.body,
             payload_final: true,
             may_change: std::cell::Cell::new(false),
             unique_id: &st.unique_id,

@@ -49,6 +49,8 @@ pub struct Context<'a> {
     pub captured: &'a capture::Captured,
     /// Request bytes buffered for content inspection.
     pub payload: &'a [u8],
+    /// The request body, when `option http-buffer-request` waited for it.
+    pub body: &'a [u8],
     /// No more request bytes will be waited for (no inspect-delay, or it expired, or
     /// the buffer is full, or the client closed).
     pub payload_final: bool,
