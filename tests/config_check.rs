@@ -130,6 +130,14 @@ fn broken_configs_are_refused_with_line_numbers() {
             ":2] : invalid regex '('",
         ),
         (
+            "frontend f\n  bind :1\n  tcp-request content expect-proxy layer4\n",
+            ":3] : 'expect-proxy' is only allowed in 'tcp-request connection'",
+        ),
+        (
+            "frontend f\n  bind :1\n  http-request set-header X %[fc_pp_tlv(BOGUS)]\n",
+            "'fc_pp_tlv' expects a TLV type (0-255 or a name such as AUTHORITY), got 'BOGUS'",
+        ),
+        (
             "backend b\n  errorfiles nope 503\n",
             ":2] : backend 'b': 'errorfiles' names unknown http-errors section 'nope'",
         ),

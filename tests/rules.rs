@@ -580,3 +580,58 @@ fn buffered_request_bodies() {
     // Without a body, nothing is waited for.
     assert_eq!(get(port, "/").status, 200);
 }
+
+/// PROXY protocol v2 TLVs from a real haproxy (`send-proxy-v2 proxy-v2-options
+/// unique-id`) reach `fc_pp_unique_id` and `fc_pp_tlv`; `tcp-request connection
+/// expect-proxy layer4` reads the header only for the clients its condition selects,
+/// and connection rules see the real address, not the header's.
+#[test]
+fn proxy_protocol_tlvs_and_expect_proxy() {
+    let o = origin("o");
+    let (port, hport) = (free_port(), free_port());
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  tcp-request connection expect-proxy layer4 if {{ src 127.0.0.1 }}\n\
+  http-request set-header X-Id %[fc_pp_unique_id]\n  http-request set-header X-Tlv5 %[fc_pp_tlv(5)]\n  http-request set-header X-Authority %[fc_pp_authority]\n\
+  http-request set-header X-Src %[src]\n  default_backend be\n\
+backend be\n  server s {}\n",
+        o.addr
+    );
+    let _p = Percore::start(&text, port);
+    let _h = Haproxy::start(
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend hf\n  bind 127.0.0.1:{hport}\n  unique-id-format id-%[src_port]\n  default_backend hb\n\
+backend hb\n  server p 127.0.0.1:{port} send-proxy-v2 proxy-v2-options unique-id\n"
+        ),
+        hport,
+    );
+    let mut s = connect(hport);
+    let client_port = s.local_addr().unwrap().port();
+    s.write_all(req("/?echo=1", "x").as_bytes()).unwrap();
+    let r = read_response(&mut s, false);
+    let seen = r.text();
+    assert_eq!(r.status, 200, "{seen}");
+    assert!(
+        seen.contains(&format!("X-Id: id-{client_port}\r\n")),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("X-Tlv5: id-{client_port}\r\n")),
+        "{seen}"
+    );
+    assert!(seen.contains("X-Authority: -\r\n"), "{seen}");
+    assert!(seen.contains("X-Src: 127.0.0.1\r\n"), "{seen}");
+    // From another address (127.0.0.2), no PROXY header is expected.
+    let local = std::net::SocketAddr::from(([127, 0, 0, 2], 0));
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&local.into()).unwrap();
+    sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(req("/?echo=1", "x").as_bytes()).unwrap();
+    let r = read_response(&mut s, false);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("X-Src: 127.0.0.2\r\n"), "{}", r.text());
+}

@@ -85,6 +85,8 @@ fn rules(c: &mut Criterion) {
         unique_id: Vec::new(),
         request_number: 0,
         body: Vec::new(),
+        proxy_tlvs: Vec::new(),
+        expect_proxy: false,
         captured: Default::default(),
     };
     let mut req = Vec::with_capacity(4096);

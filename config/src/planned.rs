@@ -84,7 +84,6 @@ pub fn planned_fetch(name: &str) -> Option<&'static str> {
         ("ssl_", "planned: TLS"),
         ("req.ssl_", "planned: TLS"),
         ("req_ssl_", "planned: TLS"),
-        ("fc_pp_", "the rules engine, issue #5"),
         ("capture.", "the rules engine, issue #5"),
         ("res.", "the rules engine, issue #5"),
         ("req.", "the rules engine, issue #5"),

@@ -328,6 +328,9 @@ fn tcp_request(
     let what = format!("tcp-request {kind}");
     let (words, cond) = split_condition(rest);
     let action = tcp_action(words, &read_file)?;
+    if matches!(action, TcpAction::ExpectProxy) && kind != "connection" {
+        return Err("'expect-proxy' is only allowed in 'tcp-request connection'".into());
+    }
     if let TcpAction::SetVar(_, s) = &action {
         check_needs(s.needs(), phase, &what)?;
     }

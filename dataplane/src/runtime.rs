@@ -310,20 +310,6 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let bind = &fe.binds[bi];
     let accepted = Instant::now();
     let _ = client.set_nodelay(true);
-    // The buffer is allocated when the client has sent something (see `stream`).
-    let mut buf = Vec::new();
-    if bind.accept_proxy {
-        // Boxed: a rare step that would otherwise enlarge every connection's future.
-        let reading = Box::pin(read_proxy_header(&client, fe, accepted, plan.tune.bufsize));
-        match reading.await {
-            Some((pending, header_origin)) => {
-                buf = pending;
-                origin.src = header_origin.src.unwrap_or(origin.src);
-                origin.dst = header_origin.dst.unwrap_or(origin.dst);
-            }
-            None => return,
-        }
-    }
     let mut txn = TxnState {
         vars: Vars::default(),
         captured: Default::default(),
@@ -335,6 +321,8 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         unique_id: Vec::new(),
         request_number: 0,
         body: Vec::new(),
+        proxy_tlvs: Vec::new(),
+        expect_proxy: false,
     };
     let env = Env {
         core: &core,
@@ -343,10 +331,43 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         server: None,
     };
     let rules = &fe.rules;
-    for set in [&rules.tcp_connection, &rules.tcp_session] {
-        if run_tcp(set, &rules.acls, &env, &mut txn, Content::NONE, 0) == TcpVerdict::Reject {
+    // As in HAProxy, `tcp-request connection` rules see the real connection's
+    // addresses, before any PROXY header.
+    if run_tcp(
+        &rules.tcp_connection,
+        &rules.acls,
+        &env,
+        &mut txn,
+        Content::NONE,
+        0,
+    ) == TcpVerdict::Reject
+    {
+        return;
+    }
+    // The buffer is allocated when the client has sent something (see `stream`).
+    let mut buf = Vec::new();
+    if bind.accept_proxy || txn.expect_proxy {
+        // Boxed: a rare step that would otherwise enlarge every connection's future.
+        let reading = Box::pin(read_proxy_header(&client, fe, accepted, plan.tune.bufsize));
+        let Some((pending, header)) = reading.await else {
             return;
-        }
+        };
+        buf = pending;
+        origin.src = header.src.unwrap_or(origin.src);
+        origin.dst = header.dst.unwrap_or(origin.dst);
+        (txn.src, txn.dst) = (origin.src, origin.dst);
+        txn.proxy_tlvs = header.tlvs;
+    }
+    if run_tcp(
+        &rules.tcp_session,
+        &rules.acls,
+        &env,
+        &mut txn,
+        Content::NONE,
+        0,
+    ) == TcpVerdict::Reject
+    {
+        return;
     }
     let bufsize = plan.tune.bufsize;
     let Some(mut buf) = inspect(&client, buf, rules, &env, &mut txn, bufsize).await else {

@@ -201,6 +201,10 @@ pub enum TcpAction {
     UnsetVar(VarName),
     /// `set-log-level LEVEL|silent`.
     SetLogLevel(crate::log::LogLevel),
+    /// `expect-proxy layer4` (`tcp-request connection` only): read a PROXY protocol
+    /// header first, as `accept-proxy` on the bind line does, for the clients the
+    /// condition selects.
+    ExpectProxy,
 }
 
 /// Which HTTP rule set a line belongs to, for the actions each allows.
@@ -602,8 +606,11 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
         a if a.starts_with("track-sc") || a.starts_with("sc-") => Err(format!(
             "'{a}' is not supported by percore yet (planned: stick tables and peers)"
         )),
-        "expect-proxy"
-        | "expect-netscaler-cip"
+        "expect-proxy" => match args {
+            [layer] if layer == "layer4" => Ok(TcpAction::ExpectProxy),
+            _ => Err("'expect-proxy' expects 'layer4'".into()),
+        },
+        "expect-netscaler-cip"
         | "capture"
         | "set-src"
         | "set-dst"

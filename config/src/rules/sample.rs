@@ -244,6 +244,9 @@ pub enum Fetch {
     ReqLen,
     /// `req.payload(OFFSET,LENGTH)`; a length of 0 takes the rest of the buffer.
     ReqPayload(usize, usize),
+    /// `fc_pp_authority`, `fc_pp_unique_id`, `fc_pp_tlv(TYPE)`: a TLV of the PROXY
+    /// protocol v2 header the connection came with.
+    ProxyTlv(u8),
     /// `req.body`: the request body buffered by `option http-buffer-request`
     /// (de-chunked).
     ReqBody,
@@ -321,6 +324,7 @@ impl Fetch {
             },
             Var(..) => SampleType::Any,
             ReqPayload(..) | ReqBody => SampleType::Bin,
+            ProxyTlv(_) => SampleType::Str,
         }
     }
 
@@ -358,6 +362,7 @@ impl Fetch {
             | SrvIsUp(None, _) => Needs::Connection,
             ReqLen | ReqPayload(..) | ClientHello(_) => Needs::Content,
             CapturedRequest(_) | UniqueId | ReqBody | ReqBodyLen => Needs::Request,
+            ProxyTlv(_) => Needs::Connection,
             CapturedResponse(_) => Needs::Response,
             Method | Path | Pathq | Query | Url | Base | ReqVer | ProtoHttp | UrlParam { .. } => {
                 Needs::Request
@@ -680,6 +685,30 @@ fn unquote(arg: &str) -> String {
     out
 }
 
+/// A PROXY protocol v2 TLV type, by number (0-255) or by its name in the
+/// specification.
+fn tlv_type(s: &str) -> Result<u8, String> {
+    let named = [
+        ("ALPN", 0x01),
+        ("AUTHORITY", 0x02),
+        ("CRC32C", 0x03),
+        ("NOOP", 0x04),
+        ("UNIQUE_ID", 0x05),
+        ("SSL", 0x20),
+        ("NETNS", 0x30),
+    ];
+    if let Some((_, t)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+        return Ok(*t);
+    }
+    let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    };
+    n.ok_or_else(|| {
+        format!("'fc_pp_tlv' expects a TLV type (0-255 or a name such as AUTHORITY), got '{s}'")
+    })
+}
+
 fn int_arg(what: &str, s: &str) -> Result<i64, String> {
     s.trim()
         .parse()
@@ -891,6 +920,12 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
             let len = usize::try_from(int_arg(name, &args[1])?)
                 .map_err(|_| "'req.payload' length must not be negative".to_string())?;
             Ok(ReqPayload(off, len))
+        }
+        "fc_pp_authority" => none(ProxyTlv(0x02)),
+        "fc_pp_unique_id" => none(ProxyTlv(0x05)),
+        "fc_pp_tlv" => {
+            arity(name, args, 1, 1)?;
+            Ok(ProxyTlv(tlv_type(&args[0])?))
         }
         "req.body" => none(ReqBody),
         "req.body_len" => none(ReqBodyLen),

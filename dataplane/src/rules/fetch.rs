@@ -124,6 +124,11 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             Some(v) => Some(v.borrowed()),
             None => default.as_deref().map(Value::str),
         },
+        ProxyTlv(kind) => cx
+            .proxy_tlvs
+            .iter()
+            .find(|(t, _)| t == kind)
+            .map(|(_, v)| Value::str(v)),
         ReqBody => Some(Value::Bin(Cow::Borrowed(cx.body))),
         ReqBodyLen => int(cx.body.len()),
         ReqLen => {

@@ -42,6 +42,10 @@ pub struct TxnState {
     pub unique_id: Vec<u8>,
     /// The request's number in the process (`%rt`), when the frontend numbers them.
     pub request_number: u64,
+    /// The TLVs of the connection's PROXY protocol v2 header (`fc_pp_*`).
+    pub proxy_tlvs: Vec<(u8, Vec<u8>)>,
+    /// A `tcp-request connection expect-proxy` rule applied.
+    pub expect_proxy: bool,
     /// The request body `option http-buffer-request` waited for, de-chunked, while the
     /// request rules run (`req.body`).
     pub body: Vec<u8>,
@@ -79,6 +83,7 @@ impl<'a> Env<'a> {
             captured: &st.captured,
             payload: &[],
             body: &st.body,
+            proxy_tlvs: &st.proxy_tlvs,
             payload_final: true,
             may_change: std::cell::Cell::new(false),
             unique_id: &st.unique_id,

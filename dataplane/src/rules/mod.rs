@@ -51,6 +51,8 @@ pub struct Context<'a> {
     pub payload: &'a [u8],
     /// The request body, when `option http-buffer-request` waited for it.
     pub body: &'a [u8],
+    /// The connection's PROXY protocol v2 TLVs.
+    pub proxy_tlvs: &'a [(u8, Vec<u8>)],
     /// No more request bytes will be waited for (no inspect-delay, or it expired, or
     /// the buffer is full, or the client closed).
     pub payload_final: bool,
@@ -254,6 +256,7 @@ pub fn run_tcp(
             }
             TcpAction::UnsetVar(name) => st.vars.unset(name),
             TcpAction::SetLogLevel(level) => st.log_level = Some(*level),
+            TcpAction::ExpectProxy => st.expect_proxy = true,
         }
     }
     TcpVerdict::Accept
