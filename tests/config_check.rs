@@ -138,6 +138,14 @@ fn broken_configs_are_refused_with_line_numbers() {
             "'fc_pp_tlv' expects a TLV type (0-255 or a name such as AUTHORITY), got 'BOGUS'",
         ),
         (
+            "backend b\n  mode http\n  tcp-response content reject\n",
+            ":3] : backend 'b': 'tcp-response content' runs in TCP mode only in percore",
+        ),
+        (
+            "backend b\n  tcp-request content reject if { res.len gt 0 }\n",
+            "'tcp-request content' uses a fetch that reads buffered response contents, which is not available there",
+        ),
+        (
             "backend b\n  errorfiles nope 503\n",
             ":2] : backend 'b': 'errorfiles' names unknown http-errors section 'nope'",
         ),

@@ -171,3 +171,65 @@ backend ba\n  server s {a}\n"
     assert_eq!(answer, "");
     assert!(start.elapsed() < Duration::from_millis(400));
 }
+
+/// A server that speaks first: `banner` in two parts 150 ms apart, then `250 ` and the
+/// line the client sent.
+fn banner_server(banner: &'static str) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let (a, b) = banner.split_at(2);
+                let _ = s.write_all(a.as_bytes());
+                std::thread::sleep(Duration::from_millis(150));
+                let _ = s.write_all(b.as_bytes());
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut line = Vec::new();
+                let mut byte = [0u8; 1];
+                while let Ok(1) = s.read(&mut byte) {
+                    line.push(byte[0]);
+                    if byte[0] == b'\n' {
+                        break;
+                    }
+                }
+                let _ = s.write_all(b"250 ");
+                let _ = s.write_all(&line);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn tcp_response_rules_see_the_server_first_bytes() {
+    let (good, bad, quiet) = (
+        banner_server("220 ready\r\n"),
+        banner_server("500 go away\r\n"),
+        tag_server("q"),
+    );
+    let (port, bport, qport) = (free_port(), free_port(), free_port());
+    let backend = "  tcp-response inspect-delay 2s\n  tcp-response content reject if { res.payload(0,3) -m bin 353030 }\n  tcp-response content accept if { res.len ge 4 }\n";
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend good\n  bind 127.0.0.1:{port}\n  default_backend good\n\
+frontend bad\n  bind 127.0.0.1:{bport}\n  default_backend bad\n\
+frontend quiet\n  bind 127.0.0.1:{qport}\n  default_backend quiet\n\
+backend good\n{backend}  server s {good}\n\
+backend bad\n{backend}  server s {bad}\n\
+backend quiet\n{backend}  server s {quiet}\n"
+    );
+    let _p = Percore::start(&text, port);
+    // The banner arrives in two parts: the rules wait for the second, and the
+    // client's line, sent meanwhile, still reaches the server.
+    assert_eq!(
+        exchange(port, &[b"HELO x\r\n"], Duration::ZERO),
+        "220 ready\r\n250 HELO x\r\n"
+    );
+    // A banner the rules reject: the client gets nothing.
+    assert_eq!(exchange(bport, &[b"HELO x\r\n"], Duration::ZERO), "");
+    // A server that waits for the client: the client's bytes are relayed while the
+    // response side waits.
+    assert_eq!(exchange(qport, &[b"ping"], Duration::ZERO), "q:4");
+}

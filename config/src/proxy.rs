@@ -211,6 +211,7 @@ fn check_needs(needs: Needs, phase: Needs, what: &str) -> Result<(), String> {
             Needs::Response => "the HTTP response",
             Needs::Request => "the HTTP request",
             Needs::Content => "buffered request contents",
+            Needs::ResponseContent => "buffered response contents",
             Needs::Connection | Needs::Nothing => "the connection",
         };
         return Err(format!(
@@ -349,15 +350,44 @@ fn tcp_request(
 }
 
 fn tcp_response(
-    _: &mut Proxy,
+    p: &mut Proxy,
     args: &[String],
-    _: &Location,
+    loc: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    Err(format!(
-        "'tcp-response {}' is not supported by percore yet (the rules engine, issue #5)",
-        args.first().map(String::as_str).unwrap_or_default()
-    ))
+    let (kind, rest) = args
+        .split_first()
+        .ok_or("'tcp-response' expects 'content' or 'inspect-delay'")?;
+    match kind.as_str() {
+        "inspect-delay" => {
+            let delay = parse_time(one("tcp-response inspect-delay", rest)?)?;
+            p.rules.response_inspect_delay = Some(delay);
+            return Ok(());
+        }
+        "content" => {}
+        other => {
+            return Err(format!(
+                "'tcp-response' expects 'content' or 'inspect-delay', got '{other}'"
+            ))
+        }
+    }
+    let what = "tcp-response content";
+    let (words, cond) = split_condition(rest);
+    let action = tcp_action(words, &read_file)?;
+    match &action {
+        TcpAction::ExpectProxy => {
+            return Err("'expect-proxy' is only allowed in 'tcp-request connection'".into())
+        }
+        TcpAction::SetVar(_, s) => check_needs(s.needs(), Needs::ResponseContent, what)?,
+        _ => {}
+    }
+    let cond = condition(p, cond, Needs::ResponseContent, what)?;
+    p.rules.tcp_response.push(Rule {
+        action,
+        cond,
+        location: loc.clone(),
+    });
+    Ok(())
 }
 
 fn balance(

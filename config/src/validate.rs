@@ -96,6 +96,12 @@ pub fn check(config: &Config, out: &mut Vec<Diagnostic>) {
                 }
             }
         }
+        if p.mode == Mode::Http {
+            if let Some(rule) = p.rules.tcp_response.first() {
+                let e = "'tcp-response content' runs in TCP mode only in percore; in HTTP mode use 'http-response' rules".to_string();
+                out.push(alert(p, &rule.location, e));
+            }
+        }
         if p.mode == Mode::Tcp && p.rules.has_http() {
             out.push(Diagnostic::warning(
                 &p.location,

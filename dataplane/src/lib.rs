@@ -9,6 +9,7 @@ pub mod connect;
 pub mod core;
 pub mod health;
 pub mod http;
+pub mod inspect;
 pub mod io;
 pub mod listener;
 pub mod log;

@@ -4,6 +4,7 @@
 
 use crate::connect::Origin;
 use crate::core::Core;
+use crate::inspect::{inspect, Inspected};
 use crate::listener::{self, Listening, Shared};
 use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
@@ -12,7 +13,6 @@ use crate::rules::vars::Vars;
 use crate::rules::{run_tcp, switch_backend, Content, TcpVerdict};
 use compio::net::TcpStream;
 use compio::runtime::event::{Event, EventHandle};
-use percore_config::rules::Rules;
 use percore_config::{Bind, Mode};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -370,7 +370,16 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         return;
     }
     let bufsize = plan.tune.bufsize;
-    let Some(mut buf) = inspect(&client, buf, rules, &env, &mut txn, bufsize).await else {
+    let Some(mut buf) = inspect(
+        &client,
+        buf,
+        Inspected::request(rules),
+        &env,
+        &mut txn,
+        bufsize,
+    )
+    .await
+    else {
         return;
     };
     crate::log::connect_from(&core, fe, txn.src, txn.dst);
@@ -393,7 +402,8 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
                     be: Some(backend),
                     ..env
                 };
-                let inspecting = inspect(&client, buf, &backend.rules, &env, &mut txn, bufsize);
+                let set = Inspected::request(&backend.rules);
+                let inspecting = inspect(&client, buf, set, &env, &mut txn, bufsize);
                 match Box::pin(inspecting).await {
                     Some(inspected) => buf = inspected,
                     None => return,
@@ -406,51 +416,9 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
                 client,
                 buf,
                 (origin, accepted),
-                &txn,
+                &mut txn,
             ));
             relaying.await
-        }
-    }
-}
-
-/// Runs a proxy's `tcp-request content` rules over the client's first bytes. While a
-/// rule is undecided (it tests bytes that have not arrived), waits for more, up to the
-/// proxy's `tcp-request inspect-delay`; then decides on what came, as HAProxy does.
-/// Returns the bytes read, or `None` when a rule rejects the connection or it fails.
-async fn inspect(
-    client: &TcpStream,
-    mut buf: Vec<u8>,
-    rules: &Rules,
-    env: &Env<'_>,
-    txn: &mut TxnState,
-    bufsize: usize,
-) -> Option<Vec<u8>> {
-    let mut until = crate::io::Watchdog::default();
-    until.until(rules.inspect_delay.map(|d| Instant::now() + d));
-    let mut last = rules.inspect_delay.is_none();
-    let mut from = 0;
-    loop {
-        let content = Content {
-            bytes: &buf,
-            last: last || buf.len() >= bufsize,
-        };
-        match run_tcp(&rules.tcp_content, &rules.acls, env, txn, content, from) {
-            TcpVerdict::Accept => return Some(buf),
-            TcpVerdict::Reject => return None,
-            TcpVerdict::Wait(rule) => from = rule,
-        }
-        if crate::io::wait_readable(client, &mut until).await.is_err() {
-            // The delay expired: one last evaluation on what is there.
-            last = true;
-            continue;
-        }
-        buf.reserve_exact(bufsize - buf.len());
-        let (res, b) = crate::io::read_more(client, buf, &mut Default::default()).await;
-        buf = b;
-        match res {
-            Ok(0) => last = true,
-            Ok(_) => {}
-            Err(_) => return None,
         }
     }
 }

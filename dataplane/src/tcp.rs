@@ -11,6 +11,7 @@
 use crate::balance::source_hash;
 use crate::connect::{connect, Attempts, Choice, Origin, Reuse, Wanted};
 use crate::core::Core;
+use crate::inspect::{inspect, Inspected};
 use crate::io::{read_more, shutdown_write, write_range, IoFail, Watchdog};
 use crate::log::record::{Cause, Phase, Record};
 use crate::pipe::Pipe;
@@ -19,10 +20,13 @@ use crate::rules::http::{Env, TxnState};
 use compio::driver::op::{Interest, PollOnce};
 use compio::driver::ToSharedFd;
 use compio::net::TcpStream;
+use futures_util::future::{select, Either};
 use percore_config::Balance;
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
 /// Most bytes moved by one splice.
@@ -43,7 +47,8 @@ pub enum SpliceMode {
 
 /// Relays a client connection to a server of `be`, then logs it. `pending` holds
 /// client bytes already read (after a PROXY header); `accepted` is when the connection
-/// was accepted and `txn` what its rules set.
+/// was accepted and `txn` what its rules set. The backend's `tcp-response content`
+/// rules see the server's first bytes before they are relayed.
 pub async fn relay(
     core: &Core,
     fe: &Frontend,
@@ -51,7 +56,7 @@ pub async fn relay(
     client: TcpStream,
     pending: Vec<u8>,
     (origin, accepted): (Origin, Instant),
-    txn: &TxnState,
+    txn: &mut TxnState,
 ) {
     let plan = core.plan.clone();
     let be: &Backend = &plan.backends[be_id];
@@ -63,21 +68,22 @@ pub async fn relay(
         rec
     });
     let mut attempts = Attempts::default();
-    let conclude = |rec: &mut Option<Record>, attempts: &Attempts, end: (Cause, Phase)| {
-        let Some(rec) = rec.as_mut() else { return };
-        rec.note_attempts(attempts);
-        rec.end(None, end.0, end.1);
-        if fe.log.dontlognull && rec.is_null() {
-            return;
-        }
-        let env = Env {
-            core,
-            fe,
-            be: Some(be),
-            server: attempts.server,
+    let conclude =
+        |rec: &mut Option<Record>, txn: &TxnState, attempts: &Attempts, end: (Cause, Phase)| {
+            let Some(rec) = rec.as_mut() else { return };
+            rec.note_attempts(attempts);
+            rec.end(None, end.0, end.1);
+            if fe.log.dontlognull && rec.is_null() {
+                return;
+            }
+            let env = Env {
+                core,
+                fe,
+                be: Some(be),
+                server: attempts.server,
+            };
+            crate::log::traffic(&env.context(txn, &[], &[]), rec, txn.log_level);
         };
-        crate::log::traffic(&env.context(txn, &[], &[]), rec, txn.log_level);
-    };
     let mut private = None;
     // In TCP mode a connection that gets no server is simply closed, as in HAProxy.
     let connecting = connect(
@@ -97,7 +103,7 @@ pub async fn relay(
         Ok(server) => server,
         Err(e) => {
             let end = attempts.end_of(&e);
-            conclude(&mut rec, &attempts, end);
+            conclude(&mut rec, txn, &attempts, end);
             return;
         }
     };
@@ -108,7 +114,7 @@ pub async fn relay(
         && (set_nonblocking(client.as_raw_fd()).is_err()
             || set_nonblocking(server_stream.as_raw_fd()).is_err())
     {
-        conclude(&mut rec, &attempts, (Cause::Internal, Phase::Data));
+        conclude(&mut rec, txn, &attempts, (Cause::Internal, Phase::Data));
         return;
     }
     let mode = |forced: bool| {
@@ -131,14 +137,27 @@ pub async fn relay(
         splice: mode(splice.response),
     };
     let pending_len = pending.len() as u64;
-    let outcome = pump(
-        &client,
-        &server_stream,
-        (pending, Vec::new()),
-        (up, down),
+    let env = Env {
         core,
-    )
-    .await;
+        fe,
+        be: Some(be),
+        server: attempts.server,
+    };
+    let bufsize = plan.tune.bufsize;
+    let first = if be.rules.tcp_response.is_empty() {
+        ServerFirst::Read(Vec::new())
+    } else {
+        let set = Inspected::response(&be.rules);
+        ServerFirst::Inspected(Box::pin(inspect(
+            &server_stream,
+            Vec::new(),
+            set,
+            &env,
+            &mut *txn,
+            bufsize,
+        )))
+    };
+    let outcome = pump(&client, &server_stream, (pending, first), (up, down), core).await;
     if let Some(rec) = rec.as_mut() {
         rec.bytes_in = outcome.up.max(pending_len);
         rec.bytes_out = outcome.down;
@@ -151,7 +170,7 @@ pub async fn relay(
     };
     // Logged once the server slot is given back, as in HAProxy.
     drop(server.slot);
-    conclude(&mut rec, &attempts, (cause, phase));
+    conclude(&mut rec, txn, &attempts, (cause, phase));
 }
 
 /// The hash of `balance source`; other algorithms need HTTP and use round-robin here.
@@ -178,7 +197,7 @@ pub async fn tunnel(
     pump(
         client,
         server,
-        (client_pending, server_pending),
+        (client_pending, ServerFirst::Read(server_pending)),
         (side(client_idle), side(server_idle)),
         core,
     )
@@ -201,6 +220,8 @@ enum Failure {
     Read(IoFail),
     /// Writing to the destination.
     Write(IoFail),
+    /// A `tcp-response content` rule rejected the connection.
+    Rejected,
 }
 
 /// How one direction behaves: its idle limit, the fin timeout of the side it reads
@@ -215,10 +236,21 @@ struct Side {
 /// read from the client and from the server, `sides` the client-to-server and
 /// server-to-client behaviour. The directions share their activity clock, so a long
 /// transfer one way keeps the other alive.
+/// What the server's side of a relay sends the client first.
+enum ServerFirst<'a> {
+    /// Bytes already read from the server.
+    Read(Vec<u8>),
+    /// The server's first bytes as `tcp-response content` rules let them through
+    /// (`None`: a rule rejected the connection).
+    Inspected(Pin<Box<dyn Future<Output = Option<Vec<u8>>> + 'a>>),
+}
+
+/// Relays both directions until both have ended. `pending` holds the client bytes
+/// already read, and what the server's side sends first.
 async fn pump(
     client: &TcpStream,
     server: &TcpStream,
-    pending: (Vec<u8>, Vec<u8>),
+    pending: (Vec<u8>, ServerFirst<'_>),
     sides: (Side, Side),
     core: &Core,
 ) -> Outcome {
@@ -236,8 +268,20 @@ async fn pump(
     };
     let up = direction(client, server, sides.0);
     let down = direction(server, client, sides.1);
-    let (a, b) =
-        futures_util::future::join(up.run(pending.0, core), down.run(pending.1, core)).await;
+    let downstream = async {
+        let first = match pending.1 {
+            ServerFirst::Read(bytes) => bytes,
+            ServerFirst::Inspected(gate) => gate.await.ok_or(Failure::Rejected)?,
+        };
+        down.run(first, core).await
+    };
+    let upstream = up.run(pending.0, core);
+    let (a, b) = match select(pin!(upstream), pin!(downstream)).await {
+        // A rejected response ends the relay at once, the client's side included.
+        Either::Right((b @ Err(Failure::Rejected), _)) => (Ok(()), b),
+        Either::Right((b, upstream)) => (upstream.await, b),
+        Either::Left((a, downstream)) => (a, downstream.await),
+    };
     // A read failing on the client side, or a write failing towards it, is the client's
     // doing; likewise for the server.
     let blame = |r: Result<(), Failure>, from_client: bool| match r {
@@ -247,6 +291,7 @@ async fn pump(
             !from_client,
             matches!(e, IoFail::Timeout),
         )),
+        Err(Failure::Rejected) => Some(Cause::Proxy),
     };
     Outcome {
         up: up.moved.get(),

@@ -95,6 +95,10 @@ pub struct Rules {
     pub tcp_content: Vec<Rule<TcpAction>>,
     /// `tcp-request inspect-delay`.
     pub inspect_delay: Option<Duration>,
+    /// `tcp-response content` (run in TCP mode).
+    pub tcp_response: Vec<Rule<TcpAction>>,
+    /// `tcp-response inspect-delay`.
+    pub response_inspect_delay: Option<Duration>,
     /// `http-request`.
     pub http_request: Vec<Rule<HttpAction>>,
     /// `redirect` lines, evaluated after the `http-request` rules.

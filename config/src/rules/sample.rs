@@ -48,6 +48,8 @@ pub enum Needs {
     Connection,
     /// Request contents buffered by `tcp-request inspect-delay`.
     Content,
+    /// Response contents buffered by `tcp-response inspect-delay`.
+    ResponseContent,
     /// The HTTP request: `http-request` rules and later.
     Request,
     /// The HTTP response: `http-response` rules only.
@@ -244,6 +246,10 @@ pub enum Fetch {
     ReqLen,
     /// `req.payload(OFFSET,LENGTH)`; a length of 0 takes the rest of the buffer.
     ReqPayload(usize, usize),
+    /// `res.len`: response bytes buffered so far (`tcp-response` rules).
+    ResLen,
+    /// `res.payload(OFFSET,LENGTH)`.
+    ResPayload(usize, usize),
     /// `fc_pp_authority`, `fc_pp_unique_id`, `fc_pp_tlv(TYPE)`: a TLV of the PROXY
     /// protocol v2 header the connection came with.
     ProxyTlv(u8),
@@ -276,6 +282,7 @@ impl Fetch {
             Bool(_) | ProtoHttp => SampleType::Bool,
             Int(_)
             | ReqBodyLen
+            | ResLen
             | Rand(_)
             | Date(_)
             | SrcPort
@@ -323,7 +330,7 @@ impl Fetch {
                 HeaderForm::Ip => SampleType::Ip,
             },
             Var(..) => SampleType::Any,
-            ReqPayload(..) | ReqBody => SampleType::Bin,
+            ReqPayload(..) | ResPayload(..) | ReqBody => SampleType::Bin,
             ProxyTlv(_) => SampleType::Str,
         }
     }
@@ -361,6 +368,7 @@ impl Fetch {
             | AvgQueue(None)
             | SrvIsUp(None, _) => Needs::Connection,
             ReqLen | ReqPayload(..) | ClientHello(_) => Needs::Content,
+            ResLen | ResPayload(..) => Needs::ResponseContent,
             CapturedRequest(_) | UniqueId | ReqBody | ReqBodyLen => Needs::Request,
             ProxyTlv(_) => Needs::Connection,
             CapturedResponse(_) => Needs::Response,
@@ -913,13 +921,18 @@ pub fn fetch(name: &str, args: &[String]) -> Result<Fetch, String> {
         }
         "unique-id" => none(UniqueId),
         "req.len" | "req_len" => none(ReqLen),
-        "req.payload" => {
+        "res.len" => none(ResLen),
+        "req.payload" | "res.payload" => {
             arity(name, args, 2, 2)?;
             let off = usize::try_from(int_arg(name, &args[0])?)
-                .map_err(|_| "'req.payload' offset must not be negative".to_string())?;
+                .map_err(|_| format!("'{name}' offset must not be negative"))?;
             let len = usize::try_from(int_arg(name, &args[1])?)
-                .map_err(|_| "'req.payload' length must not be negative".to_string())?;
-            Ok(ReqPayload(off, len))
+                .map_err(|_| format!("'{name}' length must not be negative"))?;
+            Ok(if name == "req.payload" {
+                ReqPayload(off, len)
+            } else {
+                ResPayload(off, len)
+            })
         }
         "fc_pp_authority" => none(ProxyTlv(0x02)),
         "fc_pp_unique_id" => none(ProxyTlv(0x05)),

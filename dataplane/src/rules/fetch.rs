@@ -131,24 +131,10 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             .map(|(_, v)| Value::str(v)),
         ReqBody => Some(Value::Bin(Cow::Borrowed(cx.body))),
         ReqBodyLen => int(cx.body.len()),
-        ReqLen => {
-            cx.may_change.set(true);
-            int(cx.payload.len())
-        }
-        ReqPayload(off, len) => {
-            let end = off.checked_add(*len)?;
-            if end > cx.core.plan.tune.bufsize {
-                return None;
-            }
-            if *len == 0 {
-                // The rest of the buffer, which grows while the client sends.
-                cx.may_change.set(true);
-                return cx.payload.get(*off..).map(|b| Value::Bin(Cow::Borrowed(b)));
-            }
-            let b = cx.payload.get(*off..end);
-            cx.may_change.set(b.is_none());
-            b.map(|b| Value::Bin(Cow::Borrowed(b)))
-        }
+        ReqLen => buffered_len(cx.payload, cx),
+        ReqPayload(off, len) => buffered(cx.payload, (*off, *len), cx),
+        ResLen => buffered_len(cx.res_payload, cx),
+        ResPayload(off, len) => buffered(cx.res_payload, (*off, *len), cx),
         ClientHello(field) => match Hello::parse(cx.payload) {
             Hello::Partial => {
                 cx.may_change.set(true);
@@ -162,6 +148,33 @@ pub fn fetch<'a>(f: &'a Fetch, cx: &Context<'a>) -> Option<Value<'a>> {
             },
         },
     }
+}
+
+/// `req.len`, `res.len`: what is buffered so far, which more bytes would change.
+fn buffered_len<'a>(bytes: &[u8], cx: &Context<'a>) -> Option<Value<'a>> {
+    cx.may_change.set(true);
+    Some(Value::Int(bytes.len() as i64))
+}
+
+/// `req.payload`, `res.payload`: `len` bytes at `off` (the rest of the buffer when
+/// `len` is 0); undecided while they have not all arrived.
+fn buffered<'a>(
+    bytes: &'a [u8],
+    (off, len): (usize, usize),
+    cx: &Context<'a>,
+) -> Option<Value<'a>> {
+    let end = off.checked_add(len)?;
+    if end > cx.core.plan.tune.bufsize {
+        return None;
+    }
+    if len == 0 {
+        // The rest of the buffer, which grows while the peer sends.
+        cx.may_change.set(true);
+        return bytes.get(off..).map(|b| Value::Bin(Cow::Borrowed(b)));
+    }
+    let b = bytes.get(off..end);
+    cx.may_change.set(b.is_none());
+    b.map(|b| Value::Bin(Cow::Borrowed(b)))
 }
 
 /// Calls `each` with every value of a multi-valued fetch (every header value), until

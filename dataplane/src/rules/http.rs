@@ -82,6 +82,7 @@ impl<'a> Env<'a> {
             vars: &st.vars,
             captured: &st.captured,
             payload: &[],
+            res_payload: &[],
             body: &st.body,
             proxy_tlvs: &st.proxy_tlvs,
             payload_final: true,

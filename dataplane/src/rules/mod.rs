@@ -18,7 +18,7 @@ use percore_config::rules::acl::{Acl, Acls};
 use percore_config::rules::action::TcpAction;
 use percore_config::rules::condition::Condition;
 use percore_config::rules::logformat::{LfPart, LogFormat};
-use percore_config::rules::sample::Sample;
+use percore_config::rules::sample::{Sample, Side};
 use percore_config::rules::Rule;
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -49,6 +49,8 @@ pub struct Context<'a> {
     pub captured: &'a capture::Captured,
     /// Request bytes buffered for content inspection.
     pub payload: &'a [u8],
+    /// Response bytes buffered for `tcp-response` inspection.
+    pub res_payload: &'a [u8],
     /// The request body, when `option http-buffer-request` waited for it.
     pub body: &'a [u8],
     /// The connection's PROXY protocol v2 TLVs.
@@ -198,13 +200,15 @@ fn render_parts(lf: &LogFormat, cx: &Context<'_>, rec: Option<&Record>, out: &mu
     }
 }
 
-/// The request bytes TCP content rules inspect.
+/// The bytes TCP content rules inspect.
 #[derive(Debug, Clone, Copy)]
 pub struct Content<'a> {
-    /// What the client has sent so far.
+    /// What the peer has sent so far.
     pub bytes: &'a [u8],
     /// Whether that is all the rules will get (see `Context::payload_final`).
     pub last: bool,
+    /// The client's bytes (`tcp-request`) or the server's (`tcp-response`).
+    pub side: Side,
 }
 
 impl Content<'_> {
@@ -213,6 +217,7 @@ impl Content<'_> {
     pub const NONE: Content<'static> = Content {
         bytes: &[],
         last: true,
+        side: Side::Request,
     };
 }
 
@@ -239,7 +244,10 @@ pub fn run_tcp(
 ) -> TcpVerdict {
     for (i, rule) in rules.iter().enumerate().skip(from) {
         let mut cx = env.context(st, &[], &[]);
-        cx.payload = content.bytes;
+        match content.side {
+            Side::Request => cx.payload = content.bytes,
+            Side::Response => cx.res_payload = content.bytes,
+        }
         cx.payload_final = content.last;
         match truth(&rule.cond, acls, &cx) {
             Truth::True => {}
