@@ -283,6 +283,7 @@ fn deny_return_redirect_and_status() {
   acl ok_src src 127.0.0.1 ::1\n\
   http-request deny deny_status 429 if admin ok_src { hdr_cnt(x-flood) gt 0 }\n\
   http-request deny if admin\n\
+  http-request reject if { path /reject }\n\
   http-request return status 200 content-type text/plain lf-string \"hello %[req.hdr(user-agent)]\" hdr X-Local yes if { path /hello }\n\
   http-request redirect scheme https code 301 if { hdr(host) -m beg secure. }\n\
   redirect prefix /new drop-query if { path_beg /old }\n\
@@ -291,6 +292,12 @@ fn deny_return_redirect_and_status() {
   http-response set-status 202 reason Taken if { res.hdr(x-origin) o }",
         &o,
     );
+    // reject: closed with no answer.
+    let mut s = connect(port);
+    s.write_all(req("/reject", "x").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
     assert_eq!(
         request(
             port,
@@ -634,4 +641,46 @@ backend hb\n  server p 127.0.0.1:{port} send-proxy-v2 proxy-v2-options unique-id
     let r = read_response(&mut s, false);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("X-Src: 127.0.0.2\r\n"), "{}", r.text());
+}
+
+/// `use-service prometheus-exporter` answers with HAProxy's metric names and labels;
+/// `scope=` picks sections; a checked dead server is DOWN.
+#[test]
+fn prometheus_exporter_service() {
+    let o = origin("o");
+    let dead = free_port();
+    let port = free_port();
+    let text = format!(
+        "global\n  nbthread 1\n  maxconn 500\n\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  maxconn 100\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n  default_backend be\n\
+backend be\n  server live {} check inter 200ms\n  server gone 127.0.0.1:{dead} check inter 200ms fall 1\n",
+        o.addr
+    );
+    let _p = Percore::start(&text, port);
+    std::thread::sleep(Duration::from_millis(600));
+    let r = get(port, "/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4")
+    );
+    let m = r.text();
+    for line in [
+        "# TYPE haproxy_process_max_connections gauge\n",
+        "haproxy_process_max_connections 500\n",
+        "haproxy_frontend_limit_sessions{proxy=\"fe\"} 100\n",
+        "haproxy_frontend_current_sessions{proxy=\"fe\"} 1\n",
+        "haproxy_backend_active_servers{proxy=\"be\"} 1\n",
+        "haproxy_server_status{proxy=\"be\",server=\"live\",state=\"UP\"} 1\n",
+        "haproxy_server_status{proxy=\"be\",server=\"gone\",state=\"DOWN\"} 1\n",
+        "haproxy_server_status{proxy=\"be\",server=\"gone\",state=\"UP\"} 0\n",
+    ] {
+        assert!(m.contains(line), "{line} missing in:\n{m}");
+    }
+    let m = get(port, "/metrics?scope=server").text();
+    assert!(m.contains("haproxy_server_current_sessions{"), "{m}");
+    assert!(!m.contains("haproxy_frontend_"), "{m}");
+    assert!(!m.contains("haproxy_process_"), "{m}");
+    // Other paths still go to the backend.
+    assert_eq!(get(port, "/").status, 200);
 }

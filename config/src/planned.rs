@@ -84,17 +84,33 @@ pub fn planned_fetch(name: &str) -> Option<&'static str> {
         ("ssl_", "planned: TLS"),
         ("req.ssl_", "planned: TLS"),
         ("req_ssl_", "planned: TLS"),
-        ("capture.", "the rules engine, issue #5"),
-        ("res.", "the rules engine, issue #5"),
-        ("req.", "the rules engine, issue #5"),
-        ("fc_", "the rules engine, issue #5"),
-        ("bc_", "the rules engine, issue #5"),
-        ("http_", "the rules engine, issue #5"),
+        ("capture.", NOT_PLANNED),
+        ("res.", NOT_PLANNED),
+        ("req.", NOT_PLANNED),
+        ("fc_", NOT_PLANNED),
+        ("bc_", NOT_PLANNED),
+        ("http_", NOT_PLANNED),
     ];
     table
         .iter()
         .find(|(prefix, _)| name.starts_with(prefix))
         .map(|(_, what)| *what)
+}
+
+/// What a refusal says of a known HAProxy feature no piece of work brings yet.
+pub const NOT_PLANNED: &str = "not planned yet: tell us if you need it";
+
+/// The work item that will bring a rule action percore knows of but does not run.
+pub fn planned_action(name: &str) -> &'static str {
+    match name {
+        "cache-use" | "cache-store" => "planned: compression and cache",
+        "do-resolve" => "planned: DNS resolvers",
+        "set-map" | "del-map" | "add-acl" | "del-acl" => {
+            "planned: logs, stats and the runtime socket"
+        }
+        "wait-for-handshake" => "planned: TLS",
+        _ => NOT_PLANNED,
+    }
 }
 
 /// The error text for a keyword that is planned or unknown, naming the section kind.

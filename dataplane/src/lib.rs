@@ -16,6 +16,7 @@ pub mod log;
 pub mod pipe;
 pub mod plan;
 pub mod pool;
+pub mod prometheus;
 pub mod proxy_protocol;
 pub mod ring;
 pub mod rules;

@@ -137,6 +137,10 @@ pub enum HttpAction {
     SetLogLevel(crate::log::LogLevel),
     /// `set-timeout server|tunnel TIME`.
     SetTimeout(TimeoutKind, Duration),
+    /// `reject` (http-request): close the connection without answering.
+    Reject,
+    /// `use-service NAME`: a service built into percore answers the request.
+    UseService(Service),
     /// `capture EXPR len N|id N`: keeps the sample's text in capture slot N of the
     /// request (http-request) or response (http-response) side; the `len` form
     /// declares its own slot at load.
@@ -174,7 +178,9 @@ impl HttpAction {
             | HttpAction::SetStatus(..)
             | HttpAction::UnsetVar(_)
             | HttpAction::SetLogLevel(_)
-            | HttpAction::SetTimeout(..) => Needs::Nothing,
+            | HttpAction::SetTimeout(..)
+            | HttpAction::UseService(_)
+            | HttpAction::Reject => Needs::Nothing,
         }
     }
 }
@@ -205,6 +211,13 @@ pub enum TcpAction {
     /// header first, as `accept-proxy` on the bind line does, for the clients the
     /// condition selects.
     ExpectProxy,
+}
+
+/// A service `use-service` hands a request to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `prometheus-exporter`: metrics in Prometheus' text format.
+    PrometheusExporter,
 }
 
 /// Which HTTP rule set a line belongs to, for the actions each allows.
@@ -518,11 +531,23 @@ pub fn http_action(
         a if a.starts_with("track-sc") || a.starts_with("sc-") => Err(format!(
             "'{a}' is not supported by percore yet (planned: stick tables and peers)"
         )),
+        "reject" => {
+            exactly(action, args, 0)?;
+            only_request(HttpAction::Reject)
+        }
+        "use-service" => match args {
+            [name] if name == "prometheus-exporter" => {
+                only_request(HttpAction::UseService(Service::PrometheusExporter))
+            }
+            [name] => Err(format!(
+                "unknown service '{name}' (percore has 'prometheus-exporter')"
+            )),
+            _ => Err("'use-service' expects a service name".into()),
+        },
         "set-mark"
         | "set-tos"
         | "set-nice"
         | "normalize-uri"
-        | "use-service"
         | "cache-use"
         | "cache-store"
         | "do-resolve"
@@ -538,10 +563,10 @@ pub fn http_action(
         | "wait-for-handshake"
         | "strict-mode"
         | "silent-drop"
-        | "reject"
         | "disable-l7-retry"
         | "set-bandwidth-limit" => Err(format!(
-            "action '{action}' is not supported by percore yet (the rules engine, issue #5)"
+            "action '{action}' is not supported by percore yet ({})",
+            crate::planned::planned_action(action)
         )),
         other => Err(format!("unknown action '{other}'")),
     }
@@ -623,7 +648,8 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
         | "set-tos"
         | "set-nice"
         | "lua" => Err(format!(
-            "action '{action}' is not supported by percore yet (the rules engine, issue #5)"
+            "action '{action}' is not supported by percore yet ({})",
+            crate::planned::planned_action(action)
         )),
         other => Err(format!("unknown action '{other}'")),
     }

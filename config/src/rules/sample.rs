@@ -1142,7 +1142,8 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
         }
         "set-var" | "sha1" | "sha2" | "aes_gcm_dec" | "digest" | "hmac" | "ub64dec" | "ub64enc"
         | "url_enc" | "strcmp" | "secure_memcmp" => Err(format!(
-            "converter '{name}' is not supported by percore yet (the rules engine, issue #5)"
+            "converter '{name}' is not supported by percore yet ({})",
+            crate::planned::NOT_PLANNED
         )),
         other => Err(format!("unknown converter '{other}'")),
     }

@@ -14,7 +14,8 @@ use crate::plan::{Backend, ErrorPages, Frontend};
 use percore_config::log::LogLevel;
 use percore_config::rules::acl::Acls;
 use percore_config::rules::action::{
-    HeaderReplace, HttpAction, Redirect, RedirectKind, Reply, ReplyBody, TimeoutKind, UriPart,
+    HeaderReplace, HttpAction, Redirect, RedirectKind, Reply, ReplyBody, Service, TimeoutKind,
+    UriPart,
 };
 use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::sample::Side;
@@ -170,6 +171,20 @@ pub fn run(
                 return Verdict::Reply(r);
             }
             HttpAction::Redirect(r) => return Verdict::Reply(redirect(r, &cx)),
+            HttpAction::Reject => return Verdict::Reply(LocalReply::close_silently()),
+            HttpAction::UseService(Service::PrometheusExporter) => {
+                let body = crate::prometheus::render(cx.core, start_line(cx.req).1);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                return Verdict::Reply(LocalReply {
+                    head: head.into_bytes(),
+                    body,
+                    close: false,
+                    tarpit: false,
+                });
+            }
             HttpAction::SetHeader(name, lf) => {
                 render(lf, &cx, &mut text);
                 let head = msg.edited();
