@@ -146,6 +146,10 @@ fn broken_configs_are_refused_with_line_numbers() {
             "'tcp-request content' uses a fetch that reads buffered response contents, which is not available there",
         ),
         (
+            "frontend f\n  bind :1\n  http-request set-var(txn.x,ifexists) str(1)\n",
+            ":3] : 'set-var(txn.x,ifexists)': set-var conditions are not supported by percore yet",
+        ),
+        (
             "backend b\n  errorfiles nope 503\n",
             ":2] : backend 'b': 'errorfiles' names unknown http-errors section 'nope'",
         ),

@@ -236,6 +236,8 @@ fn header_and_uri_actions() {
     let (_p, port) = start_with(
         "  http-request set-var(txn.site) req.hdr(host),lower,field(1,:)\n\
   http-request set-header X-Site %[var(txn.site)]\n\
+  http-request set-var-fmt(txn.who) \"%[src]-%[method]\"\n\
+  http-request set-header X-Who %[var(txn.who)]\n\
   http-request add-header X-Added a\n\
   http-request add-header X-Added b\n\
   http-request del-header X-Secret\n\
@@ -264,6 +266,7 @@ fn header_and_uri_actions() {
         "X-Tok: token=abc\r\n",
         "X-List: w1, w2,x\r\n",
         "X-Backend: be/fe\r\n",
+        "X-Who: 127.0.0.1-GET\r\n",
     ] {
         assert!(head.contains(want), "no {want:?} in {head}");
     }

@@ -332,8 +332,10 @@ fn tcp_request(
     if matches!(action, TcpAction::ExpectProxy) && kind != "connection" {
         return Err("'expect-proxy' is only allowed in 'tcp-request connection'".into());
     }
-    if let TcpAction::SetVar(_, s) = &action {
-        check_needs(s.needs(), phase, &what)?;
+    match &action {
+        TcpAction::SetVar(_, s) => check_needs(s.needs(), phase, &what)?,
+        TcpAction::SetVarFmt(_, lf) => check_needs(lf.needs(), phase, &what)?,
+        _ => {}
     }
     let cond = condition(p, cond, phase, &what)?;
     let rule = Rule {
@@ -379,6 +381,7 @@ fn tcp_response(
             return Err("'expect-proxy' is only allowed in 'tcp-request connection'".into())
         }
         TcpAction::SetVar(_, s) => check_needs(s.needs(), Needs::ResponseContent, what)?,
+        TcpAction::SetVarFmt(_, lf) => check_needs(lf.needs(), Needs::ResponseContent, what)?,
         _ => {}
     }
     let cond = condition(p, cond, Needs::ResponseContent, what)?;

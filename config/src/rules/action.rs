@@ -127,6 +127,8 @@ pub enum HttpAction {
     SetStatus(u16, Option<String>),
     /// `set-var(NAME) EXPR`.
     SetVar(VarName, Sample),
+    /// `set-var-fmt(NAME) FMT`: the rendered log-format string, as text.
+    SetVarFmt(VarName, LogFormat),
     /// `unset-var(NAME)`.
     UnsetVar(VarName),
     /// `set-src EXPR`: later fetches and headers see this client address.
@@ -167,7 +169,8 @@ impl HttpAction {
             | HttpAction::AddHeader(_, v)
             | HttpAction::SetUri(_, v)
             | HttpAction::ReplaceUri(_, _, v)
-            | HttpAction::SetMethod(v) => v.needs(),
+            | HttpAction::SetMethod(v)
+            | HttpAction::SetVarFmt(_, v) => v.needs(),
             HttpAction::ReplaceHeader(r) => r.replace.needs(),
             HttpAction::SetVar(_, s)
             | HttpAction::SetSrc(s)
@@ -203,6 +206,8 @@ pub enum TcpAction {
     Reject,
     /// `set-var(NAME) EXPR`.
     SetVar(VarName, Sample),
+    /// `set-var-fmt(NAME) FMT`.
+    SetVarFmt(VarName, LogFormat),
     /// `unset-var(NAME)`.
     UnsetVar(VarName),
     /// `set-log-level LEVEL|silent`.
@@ -269,7 +274,11 @@ fn var_in(word: &str, prefix: &str) -> Option<Result<VarName, String>> {
         .strip_prefix('(')?
         .strip_suffix(')');
     Some(match inner {
-        Some(v) => VarName::parse(v.split(',').next().unwrap_or_default()),
+        Some(v) if v.contains(',') => Err(format!(
+            "'{word}': set-var conditions are not supported by percore yet ({})",
+            crate::planned::NOT_PLANNED
+        )),
+        Some(v) => VarName::parse(v),
         None => Err(format!("'{word}' is missing its ')'")),
     })
 }
@@ -396,6 +405,10 @@ pub fn http_action(
     if let Some(var) = var_in(action, "set-var") {
         exactly(action, args, 1)?;
         return Ok(HttpAction::SetVar(var?, Sample::parse(&args[0], files)?));
+    }
+    if let Some(var) = var_in(action, "set-var-fmt") {
+        exactly(action, args, 1)?;
+        return Ok(HttpAction::SetVarFmt(var?, lf(&args[0])?));
     }
     if let Some(var) = var_in(action, "unset-var") {
         exactly(action, args, 0)?;
@@ -614,6 +627,13 @@ pub fn tcp_action(words: &[String], files: FileReader<'_>) -> Result<TcpAction, 
     if let Some(var) = var_in(action, "set-var") {
         exactly(action, args, 1)?;
         return Ok(TcpAction::SetVar(var?, Sample::parse(&args[0], files)?));
+    }
+    if let Some(var) = var_in(action, "set-var-fmt") {
+        exactly(action, args, 1)?;
+        return Ok(TcpAction::SetVarFmt(
+            var?,
+            LogFormat::parse(&args[0], files)?,
+        ));
     }
     if let Some(var) = var_in(action, "unset-var") {
         exactly(action, args, 0)?;

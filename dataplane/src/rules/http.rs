@@ -244,6 +244,11 @@ pub fn run(
                     st.vars.set(name, v);
                 }
             }
+            HttpAction::SetVarFmt(name, lf) => {
+                render(lf, &cx, &mut text);
+                st.vars
+                    .set(name, super::value::Value::Str(text.clone().into()));
+            }
             HttpAction::UnsetVar(name) => st.vars.unset(name),
             HttpAction::Capture(s, id) => {
                 let slots = match msg.side {

@@ -262,6 +262,11 @@ pub fn run_tcp(
                     st.vars.set(name, v);
                 }
             }
+            TcpAction::SetVarFmt(name, lf) => {
+                let mut text = Vec::new();
+                render(lf, &cx, &mut text);
+                st.vars.set(name, Value::Str(text.into()));
+            }
             TcpAction::UnsetVar(name) => st.vars.unset(name),
             TcpAction::SetLogLevel(level) => st.log_level = Some(*level),
             TcpAction::ExpectProxy => st.expect_proxy = true,
