@@ -398,7 +398,7 @@ fn error_pages_from_sections_and_replies() {
     let port = free_port();
     let text = format!(
         "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\n\
-frontend fe\n  bind 127.0.0.1:{port}\n  errorfiles site\n  errorloc303 503 http://example.com/down\n  errorfile 404 {}\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  errorfiles site\n  errorloc303 503 http://example.com/down\n  errorfile 404 {}\n  http-after-response set-header X-After yes\n\
   http-request deny if {{ path /deny }}\n  http-request deny deny_status 404 if {{ path /gone }}\n\
   http-request return status 503 errorfiles other if {{ path /other }}\n\
   http-request return status 200 errorfile {teapot} if {{ path /file }}\n\
@@ -421,6 +421,8 @@ http-errors other\n  errorfile 503 {other503}\n",
         r.header("location").as_deref(),
         Some("http://example.com/down")
     );
+    // http-after-response applies to percore's own pages too, as in HAProxy.
+    assert_eq!(r.header("x-after").as_deref(), Some("yes"));
     // The backend imports only 403: its 503 is the frontend's.
     assert_eq!(get(port, "/only403").status, 303);
     let r = get(port, "/other");

@@ -839,7 +839,22 @@ impl<'a> Session<'a> {
     async fn fail(&mut self, status: u16, end: (Cause, Phase)) {
         // Boxed, like the exchanges, to keep the waiting connection's future small.
         let pages = [&self.be.settings.errors, &self.fe.settings.errors];
-        let sending = Box::pin(send_error(&self.client, status, &pages));
+        let mut page = ErrorPages::response(&pages, status);
+        let after = [&self.fe.rules, &self.be.rules]
+            .iter()
+            .any(|r| !r.http_after_response.is_empty());
+        if after && !page.is_empty() {
+            // As in HAProxy, http-after-response rules apply to percore's own pages.
+            let at = page
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(page.len(), |p| p + 4);
+            let body = page.split_off(at);
+            let env = self.env();
+            self.after_response(&env, &mut page);
+            page.extend_from_slice(&body);
+        }
+        let sending = Box::pin(write_error(&self.client, page));
         let sent = sending.await;
         self.conclude(Some(status), end.0, end.1, sent);
         let lingering = Box::pin(linger(&self.client));
@@ -1360,7 +1375,11 @@ impl ResponsePath<'_> {
 /// the bytes written. The caller lingers so that the client reads it before the
 /// connection closes.
 async fn send_error(client: &TcpStream, status: u16, pages: &[&ErrorPages]) -> usize {
-    let body = ErrorPages::response(pages, status);
+    write_error(client, ErrorPages::response(pages, status)).await
+}
+
+/// Writes a complete error response; returns the bytes written.
+async fn write_error(client: &TcpStream, body: Vec<u8>) -> usize {
     let len = body.len();
     let mut wd = Watchdog::default();
     match write_all(client, body, wd.until(deadline(Some(ERROR_WRITE_LIMIT)))).await {
