@@ -370,18 +370,15 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         return;
     }
     let bufsize = plan.tune.bufsize;
-    let Some(mut buf) = inspect(
-        &client,
-        buf,
-        Inspected::request(rules),
-        &env,
-        &mut txn,
-        bufsize,
-    )
-    .await
-    else {
-        return;
-    };
+    if !rules.tcp_content.is_empty() {
+        // Boxed, as the other rare steps, to keep every connection's future small.
+        let set = Inspected::request(rules);
+        let inspecting = Box::pin(inspect(&client, buf, set, &env, &mut txn, bufsize));
+        match inspecting.await {
+            Some(inspected) => buf = inspected,
+            None => return,
+        }
+    }
     crate::log::connect_from(&core, fe, txn.src, txn.dst);
     match fe.mode {
         Mode::Http => {
@@ -396,8 +393,8 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             let Some(be) = switch_backend(fe, &cx) else {
                 return;
             };
-            if fe.own_backend != Some(be) {
-                let backend = &plan.backends[be];
+            let backend = &plan.backends[be];
+            if fe.own_backend != Some(be) && !backend.rules.tcp_content.is_empty() {
                 let env = Env {
                     be: Some(backend),
                     ..env
