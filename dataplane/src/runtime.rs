@@ -52,9 +52,15 @@ impl Running {
     }
 }
 
+/// How often an executor hands freed memory back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
 /// Starts one executor per entry of `placement`. Returns once every executor has its
-/// listeners open, or the first error any of them met.
-pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> {
+/// listeners open, or the first error any of them met. `trim` returns the calling
+/// thread's freed memory to the system (the binary's allocator knows how); each
+/// executor calls it every second, so that buffers freed by connections going idle do
+/// not stay resident while the executor has nothing else to do.
+pub fn start(plan: Arc<Plan>, placement: &Placement, trim: fn()) -> Result<Running, String> {
     let backlog = |fe: &Frontend, b: &Bind| -> i32 {
         b.backlog
             .or(fe.maxconn)
@@ -98,11 +104,11 @@ pub fn start(plan: Arc<Plan>, placement: &Placement) -> Result<Running, String> 
                 };
                 runtime.block_on(executor(
                     plan,
-                    index,
-                    executors,
+                    (index, executors),
                     shared,
                     process_conns,
                     ready,
+                    trim,
                 ));
             })
             .map_err(|e| format!("cannot start executor thread: {e}"))?;
@@ -135,11 +141,11 @@ pub fn executor_runtime() -> std::io::Result<compio::runtime::Runtime> {
 /// One executor: open listeners, accept until told to stop, then drain.
 async fn executor(
     plan: Arc<Plan>,
-    index: usize,
-    executors: usize,
+    (index, executors): (usize, usize),
     shared: Arc<Vec<(usize, usize, Shared)>>,
     process_conns: Arc<AtomicU32>,
     ready: mpsc::Sender<Result<EventHandle, String>>,
+    trim: fn(),
 ) {
     let core = Rc::new(Core::new(plan.clone(), process_conns, executors));
     let mut listening: Vec<(usize, usize, Listening)> = Vec::new();
@@ -173,6 +179,13 @@ async fn executor(
         .into_iter()
         .map(|(fi, bi, l)| compio::runtime::spawn(accept_loop(core.clone(), fi, bi, l)))
         .collect();
+    // Kept until the executor ends: dropping the task would cancel it.
+    let _trimming = compio::runtime::spawn(async move {
+        loop {
+            compio::time::sleep(TRIM_EVERY).await;
+            trim();
+        }
+    });
     // This executor's share of the health and agent checks: servers are dealt out in
     // turn, and a server's agent runs beside its health checks.
     let owned = plan.backends.iter().enumerate().flat_map(|(b, be)| {
