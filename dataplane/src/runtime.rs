@@ -53,12 +53,12 @@ impl Running {
 }
 
 /// How often an executor hands freed memory back to the system.
-const TRIM_EVERY: Duration = Duration::from_secs(1);
+const TRIM_EVERY: Duration = Duration::from_millis(250);
 
 /// Starts one executor per entry of `placement`. Returns once every executor has its
 /// listeners open, or the first error any of them met. `trim` returns the calling
 /// thread's freed memory to the system (the binary's allocator knows how); each
-/// executor calls it every second, so that buffers freed by connections going idle do
+/// executor calls it four times a second, so that buffers freed by connections going idle do
 /// not stay resident while the executor has nothing else to do.
 pub fn start(plan: Arc<Plan>, placement: &Placement, trim: fn()) -> Result<Running, String> {
     let backlog = |fe: &Frontend, b: &Bind| -> i32 {
