@@ -68,6 +68,10 @@ pub fn planned(keyword: &str) -> Option<&'static str> {
             &["compression", "cache", "filter", "http-send-name-header"],
             "planned: compression and cache",
         ),
+        (
+            &["http-error", "option http-restrict-req-hdr-names"],
+            NOT_PLANNED,
+        ),
     ];
     table
         .iter()
