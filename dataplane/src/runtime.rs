@@ -395,10 +395,18 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     crate::log::connect_from(&core, fe, txn.src, txn.dst);
     match fe.mode {
         Mode::Http => {
-            let serving = Box::pin(crate::stream::serve(
-                &core, fe, client, buf, origin, accepted, txn,
-            ));
-            serving.await
+            // A task of its own, which this one hands the connection to and ends: an
+            // idle connection then costs the session's future alone, not also this
+            // accept-time future waiting on it.
+            let fi = guard.fi;
+            let serving = async move {
+                let core = guard.core.clone();
+                let plan = core.plan.clone();
+                let fe = &plan.frontends[fi];
+                crate::stream::serve(&core, fe, client, buf, origin, accepted, txn).await;
+                drop(guard);
+            };
+            compio::runtime::spawn(serving).detach();
         }
         Mode::Tcp => {
             let mut cx = env.context(&txn, &[], &[]);

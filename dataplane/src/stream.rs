@@ -192,9 +192,12 @@ pub async fn serve(
     // The backend is chosen per request; this is where sessions start.
     let be_id = fe.default_backend.unwrap_or(0);
     let Some(be) = plan.backends.get(be_id) else {
-        send_error(&client, 503, &[&fe.settings.errors]).await;
-        linger(&client).await;
-        return;
+        // Boxed: a rare path that would otherwise enlarge every session's future.
+        let refusing = Box::pin(async {
+            send_error(&client, 503, &[&fe.settings.errors]).await;
+            linger(&client).await;
+        });
+        return refusing.await;
     };
     let mut session = Session {
         core,
