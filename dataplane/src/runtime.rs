@@ -11,6 +11,7 @@ use crate::proxy_protocol;
 use crate::rules::http::{Env, TxnState};
 use crate::rules::vars::Vars;
 use crate::rules::{run_tcp, switch_backend, Content, TcpVerdict};
+use crate::stream::Accepted;
 use compio::net::TcpStream;
 use compio::runtime::event::{Event, EventHandle};
 use percore_config::{Bind, Mode};
@@ -399,11 +400,17 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             // idle connection then costs the session's future alone, not also this
             // accept-time future waiting on it.
             let fi = guard.fi;
+            let conn = Box::new(Accepted {
+                client,
+                cbuf: buf,
+                origin,
+                accepted,
+                txn,
+            });
             let serving = async move {
                 let core = guard.core.clone();
                 let plan = core.plan.clone();
-                let fe = &plan.frontends[fi];
-                crate::stream::serve(&core, fe, client, buf, origin, accepted, txn).await;
+                crate::stream::serve(&core, &plan.frontends[fi], conn).await;
                 drop(guard);
             };
             compio::runtime::spawn(serving).detach();

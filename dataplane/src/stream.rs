@@ -177,17 +177,32 @@ struct Session<'a> {
     routed: bool,
 }
 
-/// Serves one client connection in HTTP mode until it closes. `cbuf` holds what was
-/// already read (after a PROXY header).
-pub async fn serve(
-    core: &Core,
-    fe: &Frontend,
-    client: TcpStream,
-    cbuf: Vec<u8>,
-    origin: Origin,
-    accepted: Instant,
-    txn: TxnState,
-) {
+/// A client connection as the accept path hands it to HTTP mode.
+pub struct Accepted {
+    /// The client.
+    pub client: TcpStream,
+    /// What was already read (after a PROXY header, or by content inspection).
+    pub cbuf: Vec<u8>,
+    /// The connection's addresses.
+    pub origin: Origin,
+    /// When it was accepted.
+    pub accepted: Instant,
+    /// What the connection-level rules set.
+    pub txn: TxnState,
+}
+
+/// Serves one client connection in HTTP mode until it closes. The connection comes
+/// boxed and is moved into the session at once: an async function keeps its arguments
+/// for its whole life, so unboxed they would take room twice in every idle
+/// connection's future.
+pub async fn serve(core: &Core, fe: &Frontend, conn: Box<Accepted>) {
+    let Accepted {
+        client,
+        cbuf,
+        origin,
+        accepted,
+        txn,
+    } = *conn;
     let plan = core.plan.clone();
     // The backend is chosen per request; this is where sessions start.
     let be_id = fe.default_backend.unwrap_or(0);
