@@ -8,7 +8,6 @@ use percore_dataplane::core::Core;
 use percore_dataplane::plan::Plan;
 use percore_dataplane::rules::http::{run, Env, Messages, TxnState};
 use percore_dataplane::rules::switch_backend;
-use percore_dataplane::rules::vars::Vars;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::AtomicU32;
@@ -75,20 +74,10 @@ fn rules(c: &mut Criterion) {
         be: None,
         server: None,
     };
-    let mut st = TxnState {
-        vars: Vars::default(),
-        src: "127.0.0.1:5000".parse().expect("address"),
-        dst: "127.0.0.1:80".parse().expect("address"),
-        server_timeout: None,
-        tunnel_timeout: None,
-        log_level: None,
-        unique_id: Vec::new(),
-        request_number: 0,
-        body: Vec::new(),
-        proxy_tlvs: Vec::new(),
-        expect_proxy: false,
-        captured: Default::default(),
-    };
+    let mut st = TxnState::new(
+        "127.0.0.1:5000".parse().expect("address"),
+        "127.0.0.1:80".parse().expect("address"),
+    );
     let mut req = Vec::with_capacity(4096);
     let mut res = Vec::new();
     c.bench_function("rules: 50-rule frontend, one request", |b| {

@@ -9,7 +9,6 @@ use crate::listener::{self, Listening, Shared};
 use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
 use crate::rules::http::{Env, TxnState};
-use crate::rules::vars::Vars;
 use crate::rules::{run_tcp, switch_backend, Content, TcpVerdict};
 use crate::stream::Accepted;
 use compio::net::TcpStream;
@@ -324,20 +323,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let bind = &fe.binds[bi];
     let accepted = Instant::now();
     let _ = client.set_nodelay(true);
-    let mut txn = TxnState {
-        vars: Vars::default(),
-        captured: Default::default(),
-        src: origin.src,
-        dst: origin.dst,
-        server_timeout: None,
-        tunnel_timeout: None,
-        log_level: None,
-        unique_id: Vec::new(),
-        request_number: 0,
-        body: Vec::new(),
-        proxy_tlvs: Vec::new(),
-        expect_proxy: false,
-    };
+    let mut txn = TxnState::new(origin.src, origin.dst);
     let env = Env {
         core: &core,
         fe,

@@ -52,6 +52,26 @@ pub struct TxnState {
     pub body: Vec<u8>,
 }
 
+impl TxnState {
+    /// The state of a new connection from `src` to `dst`: nothing set yet.
+    pub fn new(src: SocketAddr, dst: SocketAddr) -> Self {
+        TxnState {
+            vars: Vars::default(),
+            src,
+            dst,
+            server_timeout: None,
+            tunnel_timeout: None,
+            captured: Default::default(),
+            log_level: None,
+            unique_id: Vec::new(),
+            request_number: 0,
+            proxy_tlvs: Vec::new(),
+            expect_proxy: false,
+            body: Vec::new(),
+        }
+    }
+}
+
 /// Where the rules run: the proxies and server involved so far.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
