@@ -9,7 +9,7 @@ use crate::listener::{self, Listening, Shared};
 use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
 use crate::rules::http::{Env, TxnState};
-use crate::rules::{run_tcp, switch_backend, Content, TcpVerdict};
+use crate::rules::{rejects, switch_backend};
 use crate::stream::Accepted;
 use compio::net::TcpStream;
 use compio::runtime::event::{Event, EventHandle};
@@ -333,15 +333,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     let rules = &fe.rules;
     // As in HAProxy, `tcp-request connection` rules see the real connection's
     // addresses, before any PROXY header.
-    if run_tcp(
-        &rules.tcp_connection,
-        &rules.acls,
-        &env,
-        &mut txn,
-        Content::NONE,
-        0,
-    ) == TcpVerdict::Reject
-    {
+    if rejects(&rules.tcp_connection, &rules.acls, &env, &mut txn) {
         return;
     }
     // The buffer is allocated when the client has sent something (see `stream`).
@@ -358,15 +350,7 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
         (txn.src, txn.dst) = (origin.src, origin.dst);
         txn.proxy_tlvs = header.tlvs;
     }
-    if run_tcp(
-        &rules.tcp_session,
-        &rules.acls,
-        &env,
-        &mut txn,
-        Content::NONE,
-        0,
-    ) == TcpVerdict::Reject
-    {
+    if rejects(&rules.tcp_session, &rules.acls, &env, &mut txn) {
         return;
     }
     let bufsize = plan.tune.bufsize;

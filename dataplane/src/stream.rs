@@ -38,7 +38,7 @@ use crate::rules::http::{
     Messages, TxnState, Verdict,
 };
 use crate::rules::value::leading_int;
-use crate::rules::{holds, render_log, run_tcp, switch_backend, Content, TcpVerdict};
+use crate::rules::{holds, rejects, render_log, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::rules::sample::Side;
@@ -581,15 +581,7 @@ impl<'a> Session<'a> {
         if fe.own_backend != Some(be_id) {
             env.be = Some(self.be);
             let rules = &self.be.rules;
-            let verdict = run_tcp(
-                &rules.tcp_content,
-                &rules.acls,
-                &env,
-                &mut self.txn,
-                Content::NONE,
-                0,
-            );
-            if verdict == TcpVerdict::Reject {
+            if rejects(&rules.tcp_content, &rules.acls, &env, &mut self.txn) {
                 return Err(LocalReply::close_silently());
             }
             let pages = [&self.be.settings.errors, &fe.settings.errors];

@@ -275,6 +275,17 @@ pub fn run_tcp(
     TcpVerdict::Accept
 }
 
+/// Whether a TCP rule set that reads no buffered bytes (`tcp-request connection` and
+/// `session`, content rules in HTTP mode) rejects the connection.
+pub fn rejects(
+    rules: &[Rule<TcpAction>],
+    acls: &Acls,
+    env: &http::Env<'_>,
+    st: &mut http::TxnState,
+) -> bool {
+    run_tcp(rules, acls, env, st, Content::NONE, 0) == TcpVerdict::Reject
+}
+
 /// The backend a request goes to: the first `use_backend` whose condition holds (a
 /// dynamic name that names no backend falls back to the default, as in HAProxy), else
 /// the default backend.
