@@ -456,13 +456,7 @@ impl<'a> Session<'a> {
                 return Ok(());
             }
             self.cbuf.reserve(self.bufsize - self.cbuf.len());
-            let (res, b) = read_more(
-                &self.client,
-                std::mem::take(&mut self.cbuf),
-                self.request_side.until(at),
-            )
-            .await;
-            self.cbuf = b;
+            let res = self.read_client(at).await;
             match res {
                 Ok(0) | Err(IoFail::Io(_)) => return Err((None, Cause::ClientAbort)),
                 Ok(_) => {}
@@ -849,21 +843,17 @@ impl<'a> Session<'a> {
     async fn fail(&mut self, status: u16, end: (Cause, Phase)) {
         // Boxed, like the exchanges, to keep the waiting connection's future small.
         let pages = [&self.be.settings.errors, &self.fe.settings.errors];
-        let mut page = ErrorPages::response(&pages, status);
+        let mut reply = error_reply(status, &pages);
         let after = [&self.fe.rules, &self.be.rules]
             .iter()
             .any(|r| !r.http_after_response.is_empty());
-        if after && !page.is_empty() {
+        if after && !reply.head.is_empty() {
             // As in HAProxy, http-after-response rules apply to percore's own pages.
-            let at = page
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map_or(page.len(), |p| p + 4);
-            let body = page.split_off(at);
             let env = self.env();
-            self.after_response(&env, &mut page);
-            page.extend_from_slice(&body);
+            self.after_response(&env, &mut reply.head);
         }
+        let mut page = reply.head;
+        page.extend_from_slice(&reply.body);
         let sending = Box::pin(write_error(&self.client, page));
         let sent = sending.await;
         self.conclude(Some(status), end.0, end.1, sent);
@@ -945,13 +935,7 @@ impl<'a> Session<'a> {
                     releasing = true;
                 }
             }
-            let (res, b) = read_more(
-                &self.client,
-                std::mem::take(&mut self.cbuf),
-                self.request_side.until(at),
-            )
-            .await;
-            self.cbuf = b;
+            let res = self.read_client(at).await;
             match res {
                 Ok(0) | Err(IoFail::Io(_)) => {
                     return Err(HeadWait::Closed {
@@ -967,6 +951,18 @@ impl<'a> Session<'a> {
                 }
             }
         }
+    }
+
+    /// Reads more client bytes into `cbuf` (which keeps spare room), until `at`.
+    async fn read_client(&mut self, at: Deadline) -> Result<usize, IoFail> {
+        let (res, b) = read_more(
+            &self.client,
+            std::mem::take(&mut self.cbuf),
+            self.request_side.until(at),
+        )
+        .await;
+        self.cbuf = b;
+        res
     }
 
     /// Gives back the buffers of a connection that has nothing in flight.
