@@ -94,6 +94,11 @@ pub fn errorfile(args: &[String]) -> Result<ErrorFile, String> {
 /// Reads a file holding a complete HTTP/1 response (or nothing at all).
 pub fn read_response(file: &str) -> Result<Vec<u8>, String> {
     let response = std::fs::read(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
+    complete_response(file, response)
+}
+
+/// Checks that what `file` held is a complete HTTP/1 response (or nothing at all).
+pub fn complete_response(file: &str, response: Vec<u8>) -> Result<Vec<u8>, String> {
     if !response.is_empty() && !response.starts_with(b"HTTP/1.") {
         return Err(format!(
             "'{file}' must hold a complete HTTP response starting with 'HTTP/1.'"

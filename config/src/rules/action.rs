@@ -318,12 +318,9 @@ fn reply(args: &[String], default_status: u16, files: FileReader<'_>) -> Result<
             }
             "errorfile" => {
                 let file = arg("file name")?;
-                let response = files(file)?.into_bytes();
-                if !response.is_empty() && !response.starts_with(b"HTTP/1.") {
-                    return Err(format!(
-                        "'errorfile': '{file}' must hold a complete HTTP response starting with 'HTTP/1.'"
-                    ));
-                }
+                let response =
+                    crate::http_errors::complete_response(file, files(file)?.into_bytes())
+                        .map_err(|e| format!("'errorfile': {e}"))?;
                 r.body = ReplyBody::Response(response.into());
             }
             "errorfiles" => r.body = ReplyBody::Imported(arg("http-errors section")?.to_string()),
