@@ -50,37 +50,41 @@ pub fn render(core: &Core, target: &[u8]) -> Vec<u8> {
         );
     }
     if wanted(Scope::Frontend) {
-        let label = |name: &str| format!("{{proxy=\"{}\"}}", escape(name));
         let fes = &plan.frontends;
         gauge(
             &mut out,
             "frontend_current_sessions",
             "Client connections open on the frontend now.",
-            fes.iter()
-                .map(|f| (label(&f.name), f.conns.load(Ordering::Relaxed).to_string())),
+            fes.iter().map(|f| {
+                (
+                    proxy_label(&f.name),
+                    f.conns.load(Ordering::Relaxed).to_string(),
+                )
+            }),
         );
         gauge(
             &mut out,
             "frontend_limit_sessions",
             "The frontend's connection limit (maxconn; 0: none).",
             fes.iter()
-                .map(|f| (label(&f.name), f.maxconn.unwrap_or(0).to_string())),
+                .map(|f| (proxy_label(&f.name), f.maxconn.unwrap_or(0).to_string())),
         );
     }
     if wanted(Scope::Backend) {
-        let label = |name: &str| format!("{{proxy=\"{}\"}}", escape(name));
         let bes = &plan.backends;
         gauge(
             &mut out,
             "backend_current_queue",
             "Requests waiting for a server of the backend now.",
-            bes.iter().map(|b| (label(&b.name), b.queued().to_string())),
+            bes.iter()
+                .map(|b| (proxy_label(&b.name), b.queued().to_string())),
         );
         gauge(
             &mut out,
             "backend_current_sessions",
             "Requests on the backend's servers now.",
-            bes.iter().map(|b| (label(&b.name), b.conns().to_string())),
+            bes.iter()
+                .map(|b| (proxy_label(&b.name), b.conns().to_string())),
         );
         let count = |backup: bool| {
             bes.iter().map(move |b| {
@@ -89,7 +93,7 @@ pub fn render(core: &Core, target: &[u8]) -> Vec<u8> {
                     .iter()
                     .filter(|s| s.backup == backup && s.usable())
                     .count();
-                (label(&b.name), n.to_string())
+                (proxy_label(&b.name), n.to_string())
             })
         };
         gauge(
@@ -185,6 +189,11 @@ fn gauge(
     for (labels, value) in samples {
         let _ = writeln!(out, "haproxy_{name}{} {value}", labels.as_ref());
     }
+}
+
+/// The label set naming a frontend or backend.
+fn proxy_label(name: &str) -> String {
+    format!("{{proxy=\"{}\"}}", escape(name))
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the text format requires.
