@@ -7,33 +7,38 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+/// A TCP server on a free port that runs `each` on every connection, in a thread
+/// of its own.
+fn server(each: impl Fn(TcpStream) + Send + Copy + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || each(s));
+        }
+    });
+    addr
+}
 
 /// A TCP server that reads what a client sends within 300 ms, then answers
 /// `NAME:BYTES` and closes.
 fn tag_server(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_millis(300)))
-                    .unwrap();
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                }
-                let _ = s.write_all(format!("{name}:{}", got.len()).as_bytes());
-            });
+    server(move |mut s| {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
         }
-    });
-    addr
+        let _ = s.write_all(format!("{name}:{}", got.len()).as_bytes());
+    })
 }
 
 /// A TLS 1.2 ClientHello record, with a server name and ALPN protocols when given.
@@ -175,31 +180,23 @@ backend ba\n  server s {a}\n"
 /// A server that speaks first: `banner` in two parts 150 ms apart, then `250 ` and the
 /// line the client sent.
 fn banner_server(banner: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let (a, b) = banner.split_at(2);
-                let _ = s.write_all(a.as_bytes());
-                std::thread::sleep(Duration::from_millis(150));
-                let _ = s.write_all(b.as_bytes());
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut line = Vec::new();
-                let mut byte = [0u8; 1];
-                while let Ok(1) = s.read(&mut byte) {
-                    line.push(byte[0]);
-                    if byte[0] == b'\n' {
-                        break;
-                    }
-                }
-                let _ = s.write_all(b"250 ");
-                let _ = s.write_all(&line);
-            });
+    server(move |mut s| {
+        let (a, b) = banner.split_at(2);
+        let _ = s.write_all(a.as_bytes());
+        std::thread::sleep(Duration::from_millis(150));
+        let _ = s.write_all(b.as_bytes());
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = s.read(&mut byte) {
+            line.push(byte[0]);
+            if byte[0] == b'\n' {
+                break;
+            }
         }
-    });
-    addr
+        let _ = s.write_all(b"250 ");
+        let _ = s.write_all(&line);
+    })
 }
 
 #[test]
