@@ -92,6 +92,51 @@ fn keep_alive_is_reused_on_both_sides() {
     );
 }
 
+/// An idle connection is set aside after a short grace period and made whole again by
+/// its next request: what the session keeps (its variables) survives, the keep-alive
+/// timeout still closes it silently, and a new connection that stays silent still gets
+/// its 408.
+#[test]
+fn idle_connections_keep_their_session_and_time_out() {
+    let o = origin("o");
+    let port = free_port();
+    let backend = "  http-request set-var(sess.n) req.hdr(x-n) if { req.hdr(x-n) -m found }\n  \
+                   http-response set-header x-n %[var(sess.n)]\n";
+    let config = http_config(
+        port,
+        "  timeout http-request 400ms\n  timeout http-keep-alive 700ms\n",
+        backend,
+        &[o.addr],
+    );
+    let _p = Percore::start(&config, port);
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nx-n: 7\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false);
+    assert_eq!(r.header("x-n").as_deref(), Some("7"), "{}", r.head);
+    for _ in 0..2 {
+        // Past the grace period (the buffers are given back), within the keep-alive.
+        std::thread::sleep(Duration::from_millis(350));
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-n").as_deref(), Some("7"), "{}", r.head);
+    }
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "an idle connection is closed silently");
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    let mut silent = connect(port);
+    let start = Instant::now();
+    assert_eq!(read_response(&mut silent, false).status, 408);
+    assert!(start.elapsed() >= Duration::from_millis(350));
+}
+
 #[test]
 fn server_close_and_httpclose_modes() {
     let o = origin("o");

@@ -28,6 +28,8 @@ pub struct Options {
     pub results: PathBuf,
     /// The percore binary.
     pub percore: PathBuf,
+    /// Only the scenarios whose names contain this.
+    pub only: Option<String>,
 }
 
 impl Options {
@@ -386,7 +388,12 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
     let _origin = Origin::start("origin", "127.0.0.1:19001".parse().expect("static address"))
         .map_err(|e| format!("origin: {e}"))?;
     let mut rows = Vec::new();
-    for s in SCENARIOS {
+    let chosen = SCENARIOS.iter().filter(|s| {
+        o.only
+            .as_ref()
+            .is_none_or(|only| s.name.contains(only.as_str()))
+    });
+    for s in chosen {
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); Proxy::ALL.len()];
         for _ in 0..o.rounds {
             for (i, p) in Proxy::ALL.iter().enumerate() {

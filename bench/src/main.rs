@@ -110,6 +110,9 @@ enum Command {
         /// The percore binary.
         #[arg(long, default_value = "target/release/percore")]
         percore: PathBuf,
+        /// Run only the scenarios whose names contain this (e.g. `idle`, `close`).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// The origin server (answers chosen per request; see the origin module).
     Origin {
@@ -279,6 +282,7 @@ fn main() {
             configs,
             results,
             percore,
+            only,
         } => {
             let mut options = compare::Options {
                 rounds,
@@ -288,6 +292,7 @@ fn main() {
                 configs,
                 results,
                 percore,
+                only,
             };
             if quick {
                 options = options.quick();

@@ -38,6 +38,7 @@ use crate::rules::http::{
     Messages, TxnState, Verdict,
 };
 use crate::rules::value::leading_int;
+use crate::rules::vars::Vars;
 use crate::rules::{holds, rejects, render_log, switch_backend};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
@@ -62,6 +63,9 @@ enum HeadWait {
     Timeout { partial: bool },
     /// The head is invalid: answer with this status.
     Refused(u16),
+    /// Nothing came and the buffers are given back: wait without the session, until
+    /// the deadline.
+    Idle(Deadline),
 }
 
 /// How forwarding a response ended, when it did not complete.
@@ -144,9 +148,13 @@ struct Session<'a> {
     be_id: BackendId,
     client: TcpStream,
     origin: Origin,
+    /// When the connection was accepted.
+    accepted: Instant,
     limits: Limits,
     /// Client bytes read and not yet forwarded (a head, body bytes, pipelined requests).
     cbuf: Vec<u8>,
+    /// How the idle wait before this session ended, until the session looks at it.
+    woke: Option<Result<(), IoFail>>,
     /// The rewritten request head.
     req_head: Vec<u8>,
     /// Server bytes read and not yet forwarded.
@@ -191,89 +199,233 @@ pub struct Accepted {
     pub txn: TxnState,
 }
 
+/// What a client connection keeps from one request to the next. An idle connection
+/// holds this alone while it waits for its next request: the session around it, with
+/// its buffers and deadlines, is made again when the client speaks (HAProxy's idle
+/// connections are small the same way).
+struct Kept {
+    client: TcpStream,
+    origin: Origin,
+    accepted: Instant,
+    /// The variables (those of the session scope outlive a transaction).
+    vars: Vars,
+    /// The PROXY protocol TLVs the connection came with.
+    proxy_tlvs: Vec<(u8, Vec<u8>)>,
+    log: Option<Box<Record>>,
+    private: Option<(ServerKey, TcpStream)>,
+    requests: u64,
+}
+
+impl Kept {
+    /// What a new connection keeps, and the bytes it came with.
+    fn new(fe: &Frontend, conn: Box<Accepted>) -> (Box<Kept>, Start) {
+        let Accepted {
+            client,
+            cbuf,
+            origin,
+            accepted,
+            txn,
+        } = *conn;
+        let kept = Box::new(Kept {
+            client,
+            origin,
+            accepted,
+            vars: txn.vars,
+            proxy_tlvs: txn.proxy_tlvs,
+            log: fe.log.records().then(|| {
+                let mut rec = Box::new(Record::new(accepted));
+                rec.t_handshake = rec.now();
+                rec
+            }),
+            private: None,
+            requests: 0,
+        });
+        (kept, Start::Read(cbuf))
+    }
+}
+
 /// Serves one client connection in HTTP mode until it closes. The connection comes
-/// boxed and is moved into the session at once: an async function keeps its arguments
-/// for its whole life, so unboxed they would take room twice in every idle
-/// connection's future.
+/// boxed and is moved out at once: an async function keeps its arguments for its whole
+/// life, so unboxed they would take room twice in every idle connection's future.
+/// Between requests the session is set aside (`Kept`) and only the wait for the
+/// client's next bytes remains; the busy session is boxed, so that the idle
+/// connection's future is small.
 pub async fn serve(core: &Core, fe: &Frontend, conn: Box<Accepted>) {
-    let Accepted {
-        client,
-        cbuf,
-        origin,
-        accepted,
-        txn,
-    } = *conn;
-    let plan = core.plan.clone();
     // The backend is chosen per request; this is where sessions start.
     let be_id = fe.default_backend.unwrap_or(0);
-    let Some(be) = plan.backends.get(be_id) else {
+    let Some(be) = core.plan.backends.get(be_id) else {
         // Boxed: a rare path that would otherwise enlarge every session's future.
-        let refusing = Box::pin(async {
-            send_error(&client, 503, &[&fe.settings.errors]).await;
-            linger(&client).await;
+        let refusing = Box::pin(async move {
+            send_error(&conn.client, 503, &[&fe.settings.errors]).await;
+            linger(&conn.client).await;
         });
         return refusing.await;
     };
-    let mut session = Session {
-        core,
-        fe,
-        be,
-        be_id,
-        client,
-        origin,
-        limits: Limits {
-            max_head: plan.tune.max_head(),
-            max_headers: plan.tune.http_maxhdr,
-        },
-        cbuf,
-        req_head: Vec::new(),
-        sbuf: Vec::new(),
-        bufsize: plan.tune.bufsize,
-        resp_head: Vec::new(),
-        cookie_edit: None,
-        request_side: Watchdog::default(),
-        response_side: Watchdog::default(),
-        private: None,
-        requests: 0,
-        close_server: false,
-        txn,
-        log: fe.log.records().then(|| {
-            let mut rec = Box::new(Record::new(accepted));
-            rec.t_handshake = rec.now();
-            rec
-        }),
-        attempts: Attempts::default(),
-        routed: false,
-    };
-    session.run(accepted).await;
+    let (mut kept, mut start) = Kept::new(fe, conn);
+    loop {
+        let session = Session::resume(core, fe, (be_id, be), kept, start);
+        let busy = Box::pin(session.run());
+        let (idle, until) = match busy.await {
+            Some(parked) => parked,
+            None => return,
+        };
+        let mut wd = Watchdog::default();
+        let woke = wait_readable(&idle.client, wd.until(until)).await;
+        (kept, start) = (idle, Start::Woke(woke));
+    }
+}
+
+/// How a session's run of requests ended.
+enum Ended {
+    /// The connection is over.
+    Closed,
+    /// The connection waits for its next request, with no buffer, until the deadline.
+    Idle(Deadline),
+}
+
+/// How a session starts: with the bytes already read from the client, or after an
+/// idle wait and how it ended.
+enum Start {
+    /// Bytes read before the session began (after a PROXY header, or by inspection).
+    Read(Vec<u8>),
+    /// The client became readable, closed, or stayed silent until the deadline.
+    Woke(Result<(), IoFail>),
 }
 
 impl<'a> Session<'a> {
-    async fn run(&mut self, accepted: Instant) {
+    /// The session of a connection that keeps `kept`, its next request due to
+    /// `be` unless the rules say otherwise.
+    #[expect(
+        clippy::boxed_local,
+        reason = "taking the box frees it here; moved out of in the caller, it would \
+                  stay allocated while the connection waits"
+    )]
+    fn resume(
+        core: &'a Core,
+        fe: &'a Frontend,
+        (be_id, be): (BackendId, &'a Backend),
+        kept: Box<Kept>,
+        start: Start,
+    ) -> Self {
+        let Kept {
+            client,
+            origin,
+            accepted,
+            vars,
+            proxy_tlvs,
+            log,
+            private,
+            requests,
+        } = *kept;
+        let txn = TxnState {
+            vars,
+            proxy_tlvs,
+            ..TxnState::new(origin.src, origin.dst)
+        };
+        let (cbuf, woke) = match start {
+            Start::Read(cbuf) => (cbuf, None),
+            Start::Woke(woke) => (Vec::new(), Some(woke)),
+        };
+        let plan = &core.plan;
+        Session {
+            core,
+            fe,
+            be,
+            be_id,
+            client,
+            origin,
+            accepted,
+            limits: Limits {
+                max_head: plan.tune.max_head(),
+                max_headers: plan.tune.http_maxhdr,
+            },
+            cbuf,
+            woke,
+            req_head: Vec::new(),
+            sbuf: Vec::new(),
+            bufsize: plan.tune.bufsize,
+            resp_head: Vec::new(),
+            cookie_edit: None,
+            request_side: Watchdog::default(),
+            response_side: Watchdog::default(),
+            private,
+            requests,
+            close_server: false,
+            txn,
+            log,
+            attempts: Attempts::default(),
+            routed: false,
+        }
+    }
+
+    /// Serves requests until the connection ends (`None`), or until it is idle with no
+    /// buffer: then it gives back what it keeps and how long to wait for more.
+    async fn run(mut self) -> Option<(Box<Kept>, Deadline)> {
+        let Ended::Idle(until) = self.serve_requests().await else {
+            return None;
+        };
+        let Session {
+            client,
+            origin,
+            accepted,
+            txn,
+            log,
+            private,
+            requests,
+            ..
+        } = self;
+        let kept = Kept {
+            client,
+            origin,
+            accepted,
+            vars: txn.vars,
+            proxy_tlvs: txn.proxy_tlvs,
+            log,
+            private,
+            requests,
+        };
+        Some((Box::new(kept), until))
+    }
+
+    /// Serves requests until the connection ends (`None`) or waits for the next one
+    /// with no buffer (`Some`, with the wait's deadline).
+    async fn serve_requests(&mut self) -> Ended {
         loop {
             // 1. The request head.
-            let info = match self.wait_head(accepted).await {
+            let info = match self.wait_head().await {
                 Ok(info) => info,
+                Err(HeadWait::Idle(until)) => return Ended::Idle(until),
                 // Closing between requests is normal; closing a new connection (or
                 // within a head) is logged as HAProxy logs it.
-                Err(HeadWait::Closed { partial: false }) if self.requests > 0 => return,
+                Err(HeadWait::Closed { partial: false }) if self.requests > 0 => {
+                    return Ended::Closed
+                }
                 Err(HeadWait::Closed { partial }) => {
                     if !partial && self.fe.log.dontlognull {
-                        return;
+                        return Ended::Closed;
                     }
-                    return self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0);
+                    {
+                        self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0);
+                        return Ended::Closed;
+                    }
                 }
                 // An idle keep-alive connection times out silently.
-                Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => return,
+                Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => {
+                    return Ended::Closed
+                }
                 Err(HeadWait::Timeout { partial }) => {
                     let end = (Cause::ClientTimeout, Phase::Request);
                     if !partial && self.fe.log.dontlognull {
                         self.log = None;
                     }
-                    return self.fail(408, end).await;
+                    {
+                        self.fail(408, end).await;
+                        return Ended::Closed;
+                    }
                 }
                 Err(HeadWait::Refused(status)) => {
-                    return self.fail(status, (Cause::Proxy, Phase::Request)).await
+                    self.fail(status, (Cause::Proxy, Phase::Request)).await;
+                    return Ended::Closed;
                 }
             };
             self.cbuf.drain(..info.head_len);
@@ -295,7 +447,10 @@ impl<'a> Session<'a> {
                 // As in HAProxy, monitor requests are not logged.
                 self.log = None;
                 let status = if self.monitor_fails() { 503 } else { 200 };
-                return self.fail(status, (Cause::Local, Phase::Request)).await;
+                {
+                    self.fail(status, (Cause::Local, Phase::Request)).await;
+                    return Ended::Closed;
+                }
             }
 
             // 2. The rules, which pick the backend or answer themselves.
@@ -303,10 +458,11 @@ impl<'a> Session<'a> {
             if self.fe.buffer_request && info.framing != Framing::Empty {
                 let buffering = Box::pin(self.buffer_body(&mut info));
                 if let Err((status, cause)) = buffering.await {
-                    return match status {
+                    match status {
                         Some(status) => self.fail(status, (cause, Phase::Request)).await,
                         None => self.conclude(None, cause, Phase::Request, 0),
-                    };
+                    }
+                    return Ended::Closed;
                 }
             }
             let ruled = self.request_rules();
@@ -315,7 +471,7 @@ impl<'a> Session<'a> {
                 let close = reply.close || !info.keep_alive || info.framing != Framing::Empty;
                 let sending = Box::pin(self.send_reply(reply, &info, close, Phase::Request));
                 if !sending.await || close {
-                    return;
+                    return Ended::Closed;
                 }
                 continue;
             }
@@ -342,7 +498,10 @@ impl<'a> Session<'a> {
                 Ok(server) => server,
                 Err(e) => {
                     let end = self.attempts.end_of(&e);
-                    return self.fail(503, end).await;
+                    {
+                        self.fail(503, end).await;
+                        return Ended::Closed;
+                    }
                 }
             };
             self.cookie_edit = self.cookie_edit_for(server.key.1, presented.as_deref());
@@ -363,7 +522,10 @@ impl<'a> Session<'a> {
                         Ok(fresh) => fresh,
                         Err(e) => {
                             let end = self.attempts.end_of(&e);
-                            return self.fail(503, end).await;
+                            {
+                                self.fail(503, end).await;
+                                return Ended::Closed;
+                            }
                         }
                     };
                     let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
@@ -396,11 +558,12 @@ impl<'a> Session<'a> {
                     }
                     if !x.client_reusable || close_client {
                         shutdown_write(&self.client).await;
-                        return;
+                        return Ended::Closed;
                     }
                 }
                 Err(ResponseFail::Closed) => {
-                    return self.fail(502, (Cause::ServerAbort, Phase::Headers)).await
+                    self.fail(502, (Cause::ServerAbort, Phase::Headers)).await;
+                    return Ended::Closed;
                 }
                 Err(ResponseFail::Status(status)) => {
                     let end = match status {
@@ -408,15 +571,19 @@ impl<'a> Session<'a> {
                         400 => (Cause::ClientAbort, Phase::Data),
                         _ => (Cause::Proxy, Phase::Headers),
                     };
-                    return self.fail(status, end).await;
+                    {
+                        self.fail(status, end).await;
+                        return Ended::Closed;
+                    }
                 }
                 Err(ResponseFail::Broken(cause)) => {
-                    return self.conclude(None, cause, Phase::Data, 0);
+                    self.conclude(None, cause, Phase::Data, 0);
+                    return Ended::Closed;
                 }
                 Err(ResponseFail::Replaced(reply)) => {
                     let sending = Box::pin(self.send_reply(reply, &info, true, Phase::Headers));
                     sending.await;
-                    return;
+                    return Ended::Closed;
                 }
             }
         }
@@ -887,12 +1054,12 @@ impl<'a> Session<'a> {
     }
 
     /// Waits for and parses the next request head into `req_head`.
-    async fn wait_head(&mut self, accepted: Instant) -> Result<RequestInfo, HeadWait> {
+    async fn wait_head(&mut self) -> Result<RequestInfo, HeadWait> {
         let t = &self.fe.settings.timeouts;
         let head_limit = first_set(&[t.http_request, t.client]);
         let first = self.requests == 0;
         let idle_deadline: Deadline = if first {
-            head_limit.map(|d| accepted + d)
+            head_limit.map(|d| self.accepted + d)
         } else {
             deadline(first_set(&[t.http_keep_alive, t.http_request, t.client]))
         };
@@ -918,12 +1085,13 @@ impl<'a> Session<'a> {
             };
             let mut releasing = false;
             if self.cbuf.is_empty() && self.cbuf.capacity() == 0 {
-                // Idle with no buffer: wait for data holding none, so that an idle
-                // connection costs little memory (HAProxy does the same).
-                match wait_readable(&self.client, self.request_side.until(idle_deadline)).await {
-                    Ok(()) => {}
-                    Err(IoFail::Timeout) => return Err(HeadWait::Timeout { partial: false }),
-                    Err(IoFail::Io(_)) => return Err(HeadWait::Closed { partial: false }),
+                // Idle with no buffer: the session is set aside while the connection
+                // waits, and resumes here with how the wait ended.
+                match self.woke.take() {
+                    None => return Err(HeadWait::Idle(idle_deadline)),
+                    Some(Ok(())) => {}
+                    Some(Err(IoFail::Timeout)) => return Err(HeadWait::Timeout { partial: false }),
+                    Some(Err(IoFail::Io(_))) => return Err(HeadWait::Closed { partial: false }),
                 }
                 self.cbuf.reserve(self.bufsize);
             } else if self.cbuf.is_empty() {
