@@ -3,12 +3,15 @@
 # runs a proxy under valgrind's callgrind, drives it with percore-bench for a few
 # seconds, dumps the counters and divides by the requests served. User-space
 # instructions only: kernel work (io_uring or epoll) is not counted.
-#   usage: perf/callgrind.sh [percore|haproxy] [CONFIG]   (default: percore perf/configs/http.cfg)
+#   usage: perf/callgrind.sh [percore|haproxy] [CONFIG] [--close]
+#   (default: percore perf/configs/http.cfg, keep-alive; --close: one request per
+#   client connection)
 # Open the profile with: callgrind_annotate /tmp/percore-callgrind.out.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 who=${1:-percore}
 cfg=${2:-perf/configs/http.cfg}
+close=${3:-}
 out=/tmp/$who-callgrind.out
 command -v valgrind >/dev/null || { echo "needs: apt-get install valgrind" >&2; exit 1; }
 cargo build --release --workspace --quiet
@@ -27,7 +30,7 @@ case $who in
 esac
 proxy=$!
 sleep 5
-requests=$(./target/release/percore-bench http http://127.0.0.1:18080/ -c 10 -d 6s --json | sed 's/.*"requests":\([0-9]*\).*/\1/')
+requests=$(./target/release/percore-bench http http://127.0.0.1:18080/ -c 10 -d 6s $close --json | sed 's/.*"requests":\([0-9]*\).*/\1/')
 callgrind_control -d >/dev/null 2>&1
 sleep 4
 ir=$(for f in "$out"*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; done | sort -n | tail -1)

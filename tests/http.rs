@@ -137,6 +137,37 @@ fn idle_connections_keep_their_session_and_time_out() {
     assert!(start.elapsed() >= Duration::from_millis(350));
 }
 
+/// A server connection percore does not keep after a complete response is closed with
+/// a reset, as HAProxy closes it: no TIME_WAIT socket is left on percore's side.
+#[test]
+fn unkept_server_connections_are_reset() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let port = free_port();
+    let config = http_config(port, "  option http-server-close\n", "", &[addr]);
+    let _p = Percore::start(&config, port);
+    let serving = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(c.read(&mut byte).unwrap(), 1);
+            head.push(byte[0]);
+        }
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        let mut rest = [0u8; 16];
+        c.read(&mut rest)
+    });
+    assert_eq!(get(port, "/").status, 200);
+    let after = serving.join().unwrap();
+    assert!(
+        matches!(&after, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server saw {after:?} instead of a reset"
+    );
+}
+
 #[test]
 fn server_close_and_httpclose_modes() {
     let o = origin("o");

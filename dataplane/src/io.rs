@@ -135,6 +135,14 @@ pub async fn shutdown_write(s: &TcpStream) {
     let _ = w.shutdown().await;
 }
 
+/// Closes a server connection that has nothing in flight (its last response is
+/// complete) with a reset instead of a FIN, as HAProxy does: the close then leaves no
+/// TIME_WAIT socket behind, which new server connections would otherwise have to find
+/// free ports around.
+pub fn discard(s: TcpStream) {
+    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+}
+
 /// Whether an idle pooled connection was closed by its peer (or has unexpected data).
 /// One non-blocking `recv(MSG_PEEK)`: cheaper than a failed request.
 pub fn looks_closed(s: &TcpStream) -> bool {
@@ -153,6 +161,23 @@ pub fn looks_closed(s: &TcpStream) -> bool {
         io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
     } else {
         true
+    }
+}
+
+/// Reads what the socket already holds into `buf`'s spare capacity (which the caller
+/// makes non-empty) without waiting: `Ok(None)` when nothing is there yet. A new
+/// connection's request has usually arrived by the time the connection is accepted;
+/// reading it at once saves waiting for it (HAProxy reads speculatively as well).
+pub fn read_ready(s: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let sock = socket2::SockRef::from(s);
+    match sock.recv_with_flags(buf.spare_capacity_mut(), libc::MSG_DONTWAIT) {
+        Ok(n) => {
+            // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            Ok(Some(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

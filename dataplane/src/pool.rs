@@ -3,6 +3,7 @@
 //! for a later request according to `http-reuse`.
 
 use compio::net::TcpStream;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How long an idle server connection is kept.
@@ -26,9 +27,10 @@ pub struct Idle {
 }
 
 /// One executor's idle connections, by backend then server (plain indexing, no hashing
-/// on the request path).
+/// on the request path). Each server's list is oldest first: taking uses the newest,
+/// a full list drops the oldest, both in constant time.
 pub struct Pool {
-    idle: Vec<Vec<Vec<Idle>>>,
+    idle: Vec<Vec<VecDeque<Idle>>>,
 }
 
 impl Pool {
@@ -36,7 +38,7 @@ impl Pool {
     pub fn new(servers_per_backend: impl Iterator<Item = usize>) -> Self {
         Self {
             idle: servers_per_backend
-                .map(|n| (0..n).map(|_| Vec::new()).collect())
+                .map(|n| (0..n).map(|_| VecDeque::new()).collect())
                 .collect(),
         }
     }
@@ -44,11 +46,12 @@ impl Pool {
     /// Takes the most recently used live connection to `key`, dropping stale ones.
     pub fn take(&mut self, key: ServerKey) -> Option<TcpStream> {
         let list = self.idle.get_mut(key.0)?.get_mut(key.1)?;
-        while let Some(idle) = list.pop() {
+        while let Some(idle) = list.pop_back() {
             let age = idle.since.elapsed();
             if age < TRUSTED_IDLE || (age < IDLE_LIMIT && !crate::io::looks_closed(&idle.stream)) {
                 return Some(idle.stream);
             }
+            crate::io::discard(idle.stream);
         }
         None
     }
@@ -59,9 +62,11 @@ impl Pool {
             return;
         };
         if list.len() >= MAX_IDLE_PER_SERVER {
-            list.remove(0);
+            if let Some(oldest) = list.pop_front() {
+                crate::io::discard(oldest.stream);
+            }
         }
-        list.push(Idle {
+        list.push_back(Idle {
             stream,
             since: Instant::now(),
         });

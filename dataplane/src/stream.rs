@@ -26,8 +26,8 @@ use crate::http::head::{
 use crate::http::message::start_line;
 use crate::http::{cookie, message};
 use crate::io::{
-    deadline, linger, read_more, shutdown_write, wait_readable, write_all, write_range, Deadline,
-    IoFail, Watchdog,
+    deadline, discard, linger, read_more, read_ready, shutdown_write, wait_readable, write_all,
+    write_range, Deadline, IoFail, Watchdog,
 };
 use crate::log::record::{Cause, ClientCookie, Phase, Record, ServerCookie};
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
@@ -555,6 +555,8 @@ impl<'a> Session<'a> {
                         } else {
                             self.core.pool.borrow_mut().put(key, stream);
                         }
+                    } else {
+                        discard(stream);
                     }
                     if !x.client_reusable || close_client {
                         shutdown_write(&self.client).await;
@@ -1088,6 +1090,20 @@ impl<'a> Session<'a> {
                 // Idle with no buffer: the session is set aside while the connection
                 // waits, and resumes here with how the wait ended.
                 match self.woke.take() {
+                    None if first => {
+                        // A new connection: its request is usually here already.
+                        self.cbuf.reserve(self.bufsize);
+                        match read_ready(&self.client, &mut self.cbuf) {
+                            Ok(Some(0)) | Err(_) => {
+                                return Err(HeadWait::Closed { partial: false })
+                            }
+                            Ok(Some(_)) => continue,
+                            Ok(None) => {
+                                self.cbuf = Vec::new();
+                                return Err(HeadWait::Idle(idle_deadline));
+                            }
+                        }
+                    }
                     None => return Err(HeadWait::Idle(idle_deadline)),
                     Some(Ok(())) => {}
                     Some(Err(IoFail::Timeout)) => return Err(HeadWait::Timeout { partial: false }),
