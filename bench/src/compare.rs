@@ -179,6 +179,18 @@ pub fn missing_tools() -> Option<String> {
     (!missing.is_empty()).then(|| format!("apt-get install {}", missing.join(" ")))
 }
 
+/// The ports a comparison listens on: the proxies' (`perf/configs/`), then the origin's.
+const PORTS: [u16; 4] = [18080, 18081, 18082, 19001];
+
+/// A port something already listens on. A proxy or origin left running there would
+/// share the comparison's connections (they listen with SO_REUSEPORT) and skew every
+/// row without a sign.
+fn busy_port() -> Option<u16> {
+    PORTS
+        .into_iter()
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+}
+
 fn pin_to(cpu: usize) {
     core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
 }
@@ -378,6 +390,12 @@ fn today() -> String {
 pub fn run(o: &Options) -> Result<Vec<Row>, String> {
     if let Some(line) = missing_tools() {
         return Err(format!("missing tools; install them with: {line}"));
+    }
+    if let Some(port) = busy_port() {
+        return Err(format!(
+            "127.0.0.1:{port} is in use: stop what listens there first (it would share \
+             the measured connections)"
+        ));
     }
     load::raise_fd_limit();
     let last = core_affinity::get_core_ids()
