@@ -387,8 +387,8 @@ impl<'a> Session<'a> {
         Some((Box::new(kept), until))
     }
 
-    /// Serves requests until the connection ends (`None`) or waits for the next one
-    /// with no buffer (`Some`, with the wait's deadline).
+    /// Serves requests until the connection ends or waits for the next one with no
+    /// buffer.
     async fn serve_requests(&mut self) -> Ended {
         loop {
             // 1. The request head.
@@ -404,10 +404,8 @@ impl<'a> Session<'a> {
                     if !partial && self.fe.log.dontlognull {
                         return Ended::Closed;
                     }
-                    {
-                        self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0);
-                        return Ended::Closed;
-                    }
+                    self.conclude(Some(400), Cause::ClientAbort, Phase::Request, 0);
+                    return Ended::Closed;
                 }
                 // An idle keep-alive connection times out silently.
                 Err(HeadWait::Timeout { partial: false }) if self.requests > 0 => {
@@ -418,10 +416,8 @@ impl<'a> Session<'a> {
                     if !partial && self.fe.log.dontlognull {
                         self.log = None;
                     }
-                    {
-                        self.fail(408, end).await;
-                        return Ended::Closed;
-                    }
+                    self.fail(408, end).await;
+                    return Ended::Closed;
                 }
                 Err(HeadWait::Refused(status)) => {
                     self.fail(status, (Cause::Proxy, Phase::Request)).await;
@@ -447,10 +443,8 @@ impl<'a> Session<'a> {
                 // As in HAProxy, monitor requests are not logged.
                 self.log = None;
                 let status = if self.monitor_fails() { 503 } else { 200 };
-                {
-                    self.fail(status, (Cause::Local, Phase::Request)).await;
-                    return Ended::Closed;
-                }
+                self.fail(status, (Cause::Local, Phase::Request)).await;
+                return Ended::Closed;
             }
 
             // 2. The rules, which pick the backend or answer themselves.
@@ -498,10 +492,8 @@ impl<'a> Session<'a> {
                 Ok(server) => server,
                 Err(e) => {
                     let end = self.attempts.end_of(&e);
-                    {
-                        self.fail(503, end).await;
-                        return Ended::Closed;
-                    }
+                    self.fail(503, end).await;
+                    return Ended::Closed;
                 }
             };
             self.cookie_edit = self.cookie_edit_for(server.key.1, presented.as_deref());
@@ -522,10 +514,8 @@ impl<'a> Session<'a> {
                         Ok(fresh) => fresh,
                         Err(e) => {
                             let end = self.attempts.end_of(&e);
-                            {
-                                self.fail(503, end).await;
-                                return Ended::Closed;
-                            }
+                            self.fail(503, end).await;
+                            return Ended::Closed;
                         }
                     };
                     let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
@@ -573,10 +563,8 @@ impl<'a> Session<'a> {
                         400 => (Cause::ClientAbort, Phase::Data),
                         _ => (Cause::Proxy, Phase::Headers),
                     };
-                    {
-                        self.fail(status, end).await;
-                        return Ended::Closed;
-                    }
+                    self.fail(status, end).await;
+                    return Ended::Closed;
                 }
                 Err(ResponseFail::Broken(cause)) => {
                     self.conclude(None, cause, Phase::Data, 0);
