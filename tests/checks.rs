@@ -21,10 +21,7 @@ struct Switchable {
 
 impl Switchable {
     fn start(name: &'static str) -> Switchable {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = free_addr();
         let on = Arc::new(AtomicBool::new(true));
         let flag = on.clone();
         std::thread::spawn(move || loop {
@@ -182,10 +179,7 @@ fn backups_take_over_when_actives_are_down() {
 
 #[test]
 fn monitor_uri_answers_without_a_server() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let port = free_port();
     let cfg = format!(
         "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 500ms\n  timeout client 5s\n  timeout server 5s\n  retries 0\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  monitor-uri /haproxycheck\n  default_backend be\n\nbackend be\n  server s {dead}\n"
@@ -371,10 +365,7 @@ fn agent_check_sets_state_and_weight() {
 #[test]
 fn observed_errors_mark_a_server_down() {
     let a = origin("a");
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let port = free_port();
     let cfg = backend_config(
         port,

@@ -388,10 +388,7 @@ fn server_failures_give_502_and_503() {
     assert_eq!(get(port, "/?noresp=1").status, 502);
     assert_eq!(get(port, "/?garbage=1").status, 502);
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let port2 = free_port();
     let _p2 = Percore::start(&http_config(port2, "  retries 0\n", "", &[dead]), port2);
     let r = get(port2, "/");
@@ -402,10 +399,7 @@ fn server_failures_give_502_and_503() {
 #[test]
 fn failed_connects_are_retried_on_another_server() {
     let live = origin("live");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let port = free_port();
     let config = http_config(
         port,
@@ -423,10 +417,7 @@ fn failed_connects_are_retried_on_another_server() {
 
 #[test]
 fn errorfile_replaces_the_builtin_body() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let file = temp_path("503.http");
     std::fs::write(&file, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\n\r\ncustom page\n").unwrap();
     let port = free_port();
@@ -447,10 +438,7 @@ fn errorfile_replaces_the_builtin_body() {
 #[test]
 fn error_pages_from_sections_and_replies() {
     let o = origin("o");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = free_addr();
     let page = |status: u16, text: &str| {
         let file = temp_path(&format!("{status}.http"));
         let body = format!("{text}\n");

@@ -100,11 +100,7 @@ fn seed_03_prefix() {
 #[test]
 fn weight_zero_and_option_persist() {
     let (a, w, b) = (origin("a"), origin("w"), origin("b"));
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = free_port();
     for (persist, expected) in [("  option persist\n", "b"), ("", "a")] {
         let port = free_port();
         let cfg = format!(

@@ -28,13 +28,18 @@ pub fn seed_text(name: &str) -> String {
     .replace("defaults\n", "global\n  nbthread 1\n\ndefaults\n")
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
+/// A local address nobody listens on right now: for a server that is down, or one a
+/// test starts later.
+pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    free_addr().port()
 }
 
 /// Starts an origin on a free port.
