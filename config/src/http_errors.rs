@@ -107,17 +107,18 @@ pub fn complete_response(file: &str, response: Vec<u8>) -> Result<Vec<u8>, Strin
     Ok(response)
 }
 
-/// Parses `errorloc CODE URL` (`redirect` is 302 or 303): a redirect to `URL`.
-pub fn errorloc(kw: &str, redirect: u16, args: &[String]) -> Result<ErrorFile, String> {
+/// Parses `errorloc CODE URL` (`redirect` is 302, or 303 for `errorloc303`): a
+/// redirect to `URL`.
+pub fn errorloc(redirect: u16, args: &[String]) -> Result<ErrorFile, String> {
+    let (kw, reason) = if redirect == 303 {
+        ("errorloc303", "See Other")
+    } else {
+        ("errorloc", "Found")
+    };
     let [code, url] = args else {
         return Err(format!("'{kw}' expects a status code and a URL"));
     };
     let status = status(kw, code)?;
-    let reason = if redirect == 303 {
-        "See Other"
-    } else {
-        "Found"
-    };
     let response = format!(
         "HTTP/1.1 {redirect} {reason}\r\nContent-length: 0\r\nLocation: {url}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
     );

@@ -73,9 +73,9 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "http-reuse", sections: D | B | L, parse: http_reuse },
     Keyword { name: "errorfile", sections: ALL, parse: errorfile },
     Keyword { name: "errorfiles", sections: ALL, parse: errorfiles },
-    Keyword { name: "errorloc", sections: ALL, parse: errorloc },
-    Keyword { name: "errorloc302", sections: ALL, parse: errorloc },
-    Keyword { name: "errorloc303", sections: ALL, parse: errorloc303 },
+    Keyword { name: "errorloc", sections: ALL, parse: errorloc::<302> },
+    Keyword { name: "errorloc302", sections: ALL, parse: errorloc::<302> },
+    Keyword { name: "errorloc303", sections: ALL, parse: errorloc::<303> },
     Keyword { name: "log", sections: ALL, parse: log },
     Keyword { name: "log-format", sections: D | F | L, parse: log_format },
     Keyword { name: "log-tag", sections: ALL, parse: log_tag },
@@ -629,29 +629,15 @@ fn errorfile(
     Ok(())
 }
 
-fn errorloc(
+/// `errorloc`/`errorloc302` (`REDIRECT` 302) and `errorloc303` (303).
+fn errorloc<const REDIRECT: u16>(
     p: &mut Proxy,
     args: &[String],
     _: &Location,
     _: &mut Vec<String>,
 ) -> Result<(), String> {
-    p.errorfiles.push(ErrorPage::File(http_errors::errorloc(
-        "errorloc", 302, args,
-    )?));
-    Ok(())
-}
-
-fn errorloc303(
-    p: &mut Proxy,
-    args: &[String],
-    _: &Location,
-    _: &mut Vec<String>,
-) -> Result<(), String> {
-    p.errorfiles.push(ErrorPage::File(http_errors::errorloc(
-        "errorloc303",
-        303,
-        args,
-    )?));
+    p.errorfiles
+        .push(ErrorPage::File(http_errors::errorloc(REDIRECT, args)?));
     Ok(())
 }
 
