@@ -179,8 +179,15 @@ pub fn missing_tools() -> Option<String> {
     (!missing.is_empty()).then(|| format!("apt-get install {}", missing.join(" ")))
 }
 
-/// The ports a comparison listens on: the proxies' (`perf/configs/`), then the origin's.
-const PORTS: [u16; 4] = [18080, 18081, 18082, 19001];
+/// The proxies' ports in `perf/configs/`: HTTP (`http.cfg`), TCP (`tcp.cfg`), idle
+/// connections (`idle.cfg`).
+const HTTP_PORT: u16 = 18080;
+const TCP_PORT: u16 = 18081;
+const IDLE_PORT: u16 = 18082;
+/// The origin's port, which the configurations name.
+const ORIGIN_PORT: u16 = 19001;
+/// Every port a comparison listens on.
+const PORTS: [u16; 4] = [HTTP_PORT, TCP_PORT, IDLE_PORT, ORIGIN_PORT];
 
 /// A port something already listens on. A proxy or origin left running there would
 /// share the comparison's connections (they listen with SO_REUSEPORT) and skew every
@@ -229,11 +236,11 @@ fn start(proxy: Proxy, o: &Options, config: &str) -> Result<Child, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", proxy.name()))?;
     let port = if config == "idle.cfg" {
-        18082
+        IDLE_PORT
     } else if config == "tcp.cfg" {
-        18081
+        TCP_PORT
     } else {
-        18080
+        HTTP_PORT
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -301,7 +308,7 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
     let child = start(proxy, o, config)?;
     let duration = Duration::from_secs(o.seconds);
     let http = |path: &str, close: bool, rate: Option<f64>| HttpLoad {
-        target: Target::parse(&format!("http://127.0.0.1:18080{path}")).expect("static URL"),
+        target: Target::parse(&format!("http://127.0.0.1:{HTTP_PORT}{path}")).expect("static URL"),
         connections: 50,
         duration,
         rate,
@@ -320,7 +327,7 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
         .p99_us as f64
             / 1000.0),
         Measure::Stream => Ok(load::run_stream(
-            ([127, 0, 0, 1], 18081).into(),
+            ([127, 0, 0, 1], TCP_PORT).into(),
             "/?size=1000000000000000",
             1,
             duration,
@@ -333,7 +340,7 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
             let (tx, rx) = std::sync::mpsc::channel();
             let holder = std::thread::spawn(move || {
                 load::run_idle(
-                    ([127, 0, 0, 1], 18082).into(),
+                    ([127, 0, 0, 1], IDLE_PORT).into(),
                     n,
                     Duration::from_secs(3),
                     &|opened| {
@@ -403,7 +410,7 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
         .unwrap_or(1)
         .saturating_sub(1);
     pin_to(last);
-    let _origin = Origin::start("origin", "127.0.0.1:19001".parse().expect("static address"))
+    let _origin = Origin::start("origin", ([127, 0, 0, 1], ORIGIN_PORT).into())
         .map_err(|e| format!("origin: {e}"))?;
     let mut rows = Vec::new();
     let chosen = SCENARIOS.iter().filter(|s| {
