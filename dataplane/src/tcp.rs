@@ -68,6 +68,13 @@ pub async fn relay(
         rec
     });
     let mut attempts = Attempts::default();
+    // Where the rules and the log line run, once the server is known.
+    let env_with = |server: Option<usize>| Env {
+        core,
+        fe,
+        be: Some(be),
+        server,
+    };
     let conclude =
         |rec: &mut Option<Record>, txn: &TxnState, attempts: &Attempts, end: (Cause, Phase)| {
             let Some(rec) = rec.as_mut() else { return };
@@ -76,12 +83,7 @@ pub async fn relay(
             if fe.log.dontlognull && rec.is_null() {
                 return;
             }
-            let env = Env {
-                core,
-                fe,
-                be: Some(be),
-                server: attempts.server,
-            };
+            let env = env_with(attempts.server);
             crate::log::traffic(&env.context(txn, &[], &[]), rec, txn.log_level);
         };
     let mut private = None;
@@ -137,12 +139,7 @@ pub async fn relay(
         splice: mode(splice.response),
     };
     let pending_len = pending.len() as u64;
-    let env = Env {
-        core,
-        fe,
-        be: Some(be),
-        server: attempts.server,
-    };
+    let env = env_with(attempts.server);
     let bufsize = plan.tune.bufsize;
     let first = if be.rules.tcp_response.is_empty() {
         ServerFirst::Read(Vec::new())
