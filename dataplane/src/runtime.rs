@@ -12,7 +12,7 @@ use crate::rules::http::{Env, TxnState};
 use crate::rules::{rejects, switch_backend};
 use crate::stream::Accepted;
 use compio::net::TcpStream;
-use compio::runtime::event::{Event, EventHandle};
+use futures_channel::oneshot;
 use percore_config::{Bind, Mode};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -33,14 +33,15 @@ pub type Placement = Vec<Option<usize>>;
 /// Running executors.
 pub struct Running {
     threads: Vec<std::thread::JoinHandle<()>>,
-    stops: Vec<EventHandle>,
+    /// One per executor: sending on it (or dropping it) tells the executor to stop.
+    stops: Vec<oneshot::Sender<()>>,
 }
 
 impl Running {
     /// Asks every executor to stop accepting and to exit once its connections end.
     pub fn stop_gracefully(&mut self) {
         for stop in self.stops.drain(..) {
-            stop.notify();
+            let _ = stop.send(());
         }
     }
 
@@ -79,7 +80,7 @@ pub fn start(plan: Arc<Plan>, placement: &Placement, trim: fn()) -> Result<Runni
     }
     let shared = Arc::new(shared);
     let process_conns = Arc::new(AtomicU32::new(0));
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<EventHandle, String>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<oneshot::Sender<()>, String>>();
     let mut threads = Vec::new();
     let executors = placement.len();
     for (index, cpu) in placement.iter().copied().enumerate() {
@@ -144,7 +145,7 @@ async fn executor(
     (index, executors): (usize, usize),
     shared: Arc<Vec<(usize, usize, Shared)>>,
     process_conns: Arc<AtomicU32>,
-    ready: mpsc::Sender<Result<EventHandle, String>>,
+    ready: mpsc::Sender<Result<oneshot::Sender<()>, String>>,
     trim: fn(),
 ) {
     let core = Rc::new(Core::new(plan.clone(), process_conns, executors));
@@ -173,8 +174,8 @@ async fn executor(
         let _ = ready.send(Err(e));
         return;
     }
-    let stop = Event::new();
-    let _ = ready.send(Ok(stop.handle()));
+    let (stop, stopped) = oneshot::channel();
+    let _ = ready.send(Ok(stop));
     let accepting: Vec<_> = listening
         .into_iter()
         .map(|(fi, bi, l)| compio::runtime::spawn(accept_loop(core.clone(), fi, bi, l)))
@@ -213,7 +214,7 @@ async fn executor(
             )));
         }
     }
-    stop.wait().await;
+    let _ = stopped.await;
     drop(accepting);
     drop(checking);
     while core.active.get() > 0 {
