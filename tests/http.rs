@@ -631,3 +631,32 @@ fn a_stale_reused_connection_is_retried_on_a_fresh_one() {
         std::thread::sleep(Duration::from_millis(120));
     }
 }
+
+/// A response whose head and broken chunked body arrive in one read: the head (sent
+/// with the body bytes at hand) reaches the client, the bad chunk does not, and the
+/// client connection is cut rather than kept.
+#[test]
+fn a_bad_chunk_read_with_the_head_cuts_the_response() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let port = free_port();
+    let _p = Percore::start(&http_config(port, "", "", &[addr]), port);
+    std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        if c.read(&mut buf).unwrap_or(0) > 0 {
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+            );
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let mut s = connect(port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "got {text:?}");
+    assert!(text.ends_with("\r\n\r\n"), "body bytes passed: {text:?}");
+    assert!(!text.contains("zz"), "got {text:?}");
+}

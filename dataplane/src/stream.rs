@@ -55,6 +55,10 @@ const IDLE_GRACE: Duration = Duration::from_millis(100);
 /// The longest an error response may take to write.
 const ERROR_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
+/// The most response body bytes copied behind the head so that both leave in one
+/// send; what follows is forwarded from the read buffer as it is.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
 /// How waiting for a request head ended, when it did not give a request.
 enum HeadWait {
     /// The client closed (or reset); `partial` says whether part of a head had come.
@@ -1488,6 +1492,19 @@ impl ResponsePath<'_> {
                     None => {}
                 }
             }
+            // The body bytes already read leave in the same send as the head, as
+            // HAProxy sends what its buffer holds: one write, one segment.
+            let mut framing = info.framing;
+            let carried = match info.status {
+                200.. => {
+                    let at_hand = self.sbuf.len().min(COALESCE_LIMIT);
+                    framing.advance(&self.sbuf[..at_hand])
+                }
+                _ => Ok(0),
+            };
+            let n = *carried.as_ref().unwrap_or(&0);
+            self.head.extend_from_slice(&self.sbuf[..n]);
+            self.sbuf.drain(..n);
             let head = std::mem::take(self.head);
             let head_len = head.len() as u64;
             *self.head = write_all(
@@ -1500,6 +1517,9 @@ impl ResponsePath<'_> {
             self.started.set(true);
             if let Some(rec) = self.log.as_deref_mut() {
                 rec.bytes_out += head_len;
+            }
+            if carried.is_err() {
+                return Err(ResponseFail::Broken(Cause::Proxy));
             }
             if info.status == 101 && request.upgrade {
                 let tunnel = self.txn.tunnel_timeout.or(self.be.settings.timeouts.tunnel);
@@ -1521,7 +1541,6 @@ impl ResponsePath<'_> {
             if (100..200).contains(&info.status) {
                 continue;
             }
-            let mut framing = info.framing;
             let until_close = framing == Framing::UntilClose;
             let mut sent = 0;
             let forwarded = forward_body(
