@@ -3,7 +3,7 @@
 //! the operation; its buffer is then gone, which is fine because the caller closes.
 
 use compio::buf::{BufResult, IntoInner, IoBuf, IoBufMut};
-use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use std::future::Future;
@@ -129,10 +129,11 @@ pub async fn write_all<B: IoBuf>(s: &TcpStream, buf: B, wd: &mut Watchdog) -> Re
     Ok(b)
 }
 
-/// Half-closes the write side, telling the peer no more data comes.
-pub async fn shutdown_write(s: &TcpStream) {
-    let mut w = s;
-    let _ = w.shutdown().await;
+/// Half-closes the write side, telling the peer no more data comes. A plain
+/// `shutdown(2)`: it never blocks on a TCP socket, while io_uring's shutdown op always
+/// goes through a kernel worker thread (a wake-up and two context switches).
+pub fn shutdown_write(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }
 
 /// Closes a server connection that has nothing in flight (its last response is
@@ -184,7 +185,7 @@ pub fn read_ready(s: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>>
 /// Discards what a client still sends, for a moment, so that the error response
 /// written before is not destroyed by a reset when the socket closes.
 pub async fn linger(s: &TcpStream) {
-    shutdown_write(s).await;
+    shutdown_write(s);
     let mut wd = Watchdog::default();
     wd.until(Some(Instant::now() + Duration::from_millis(500)));
     let mut buf = Vec::with_capacity(4096);

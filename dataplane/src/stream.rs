@@ -553,7 +553,7 @@ impl<'a> Session<'a> {
                         discard(stream);
                     }
                     if !x.client_reusable || close_client {
-                        shutdown_write(&self.client).await;
+                        shutdown_write(&self.client);
                         return Ended::Closed;
                     }
                 }
@@ -1058,6 +1058,8 @@ impl<'a> Session<'a> {
             deadline(first_set(&[t.http_keep_alive, t.http_request, t.client]))
         };
         let mut head_deadline: Deadline = if first { idle_deadline } else { None };
+        // Whether the speculative read of a new connection is still to be tried.
+        let mut fresh = first;
         loop {
             if !self.cbuf.is_empty() {
                 if let Some(rec) = self.log.as_mut() {
@@ -1078,22 +1080,23 @@ impl<'a> Session<'a> {
                 head_deadline
             };
             let mut releasing = false;
+            let mut grace = false;
             if self.cbuf.is_empty() && self.cbuf.capacity() == 0 {
                 // Idle with no buffer: the session is set aside while the connection
                 // waits, and resumes here with how the wait ended.
                 match self.woke.take() {
-                    None if first => {
-                        // A new connection: its request is usually here already.
+                    None if fresh => {
+                        // A new connection: its request is usually here already. When
+                        // it is not, the buffer is kept for the grace period, as
+                        // between requests: it is likely on its way.
+                        fresh = false;
                         self.cbuf.reserve(self.bufsize);
                         match read_ready(&self.client, &mut self.cbuf) {
                             Ok(Some(0)) | Err(_) => {
                                 return Err(HeadWait::Closed { partial: false })
                             }
                             Ok(Some(_)) => continue,
-                            Ok(None) => {
-                                self.cbuf = Vec::new();
-                                return Err(HeadWait::Idle(idle_deadline));
-                            }
+                            Ok(None) => grace = true,
                         }
                     }
                     None => return Err(HeadWait::Idle(idle_deadline)),
@@ -1103,11 +1106,14 @@ impl<'a> Session<'a> {
                 }
                 self.cbuf.reserve(self.bufsize);
             } else if self.cbuf.is_empty() {
-                // Between requests with a buffer: keep it for a short grace period, so a
-                // busy connection reads directly into it; give it up if nothing comes.
-                let grace = Instant::now() + IDLE_GRACE;
-                if idle_deadline.is_none_or(|d| grace < d) {
-                    at = Some(grace);
+                grace = true;
+            }
+            if grace {
+                // Keep the buffer for a short grace period, so a busy connection reads
+                // directly into it; give it up if nothing comes.
+                let until = Instant::now() + IDLE_GRACE;
+                if idle_deadline.is_none_or(|d| until < d) {
+                    at = Some(until);
                     releasing = true;
                 }
             }

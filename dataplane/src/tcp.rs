@@ -344,7 +344,7 @@ impl Direction<'_> {
             if self.fin.is_some() {
                 self.fin_limit.set(self.fin);
             }
-            shutdown_write(self.to).await;
+            shutdown_write(self.to);
         }
         result
     }
