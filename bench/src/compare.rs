@@ -2,7 +2,9 @@
 //! interleaved rounds, with equivalent configurations from `perf/configs/` (percore and
 //! haproxy read the very same files). The proxy runs on CPU 0; the origin and the load
 //! generator share the last CPU. Prints a Markdown table of medians, writes one JSON
-//! file per scenario and an SVG chart under `perf/results/`.
+//! file per scenario and an SVG chart under `perf/results/`. Throughput rows come
+//! with a `-per-core` row: the value per busy proxy core (the proxy's CPU seconds per
+//! second of load), for when the load side, not the proxy, is the bottleneck.
 
 use crate::load::{self, HttpLoad, Target};
 use crate::origin::Origin;
@@ -267,6 +269,35 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// `pid` and its direct children (nginx's workers).
+fn process_tree(pid: u32) -> Vec<String> {
+    let mut tree = vec![pid.to_string()];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            if stat_fields(&name)
+                .get(1)
+                .and_then(|p| p.parse::<u32>().ok())
+                == Some(pid)
+            {
+                tree.push(name);
+            }
+        }
+    }
+    tree
+}
+
+/// The fields of `/proc/PID/stat` after the command name: state, ppid, ...
+fn stat_fields(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// Resident memory of `pid` and its direct children, in KiB.
 fn rss_tree_kib(pid: u32) -> u64 {
     let rss = |p: &str| -> u64 {
@@ -279,27 +310,32 @@ fn rss_tree_kib(pid: u32) -> u64 {
             })
             .unwrap_or(0)
     };
-    let mut total = rss(&pid.to_string());
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split(' ').nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(pid) {
-                total += rss(&name);
-            }
-        }
-    }
-    total
+    process_tree(pid).iter().map(|p| rss(p)).sum()
 }
 
-fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
+/// CPU time (user and system) `pid` and its direct children have used, in seconds.
+fn cpu_tree_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let used = |p: &str| -> u64 {
+        // utime and stime: the 14th and 15th fields, 12th and 13th after the name.
+        let f = stat_fields(p);
+        [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+            .sum()
+    };
+    process_tree(pid).iter().map(|p| used(p)).sum::<u64>() as f64 / ticks
+}
+
+/// One measurement: the scenario's value and, for throughput, how busy the proxy's
+/// core was meanwhile (CPU seconds per second).
+struct Sample {
+    value: f64,
+    busy: Option<f64>,
+}
+
+fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<Sample, String> {
     let config = match s.measure {
         Measure::Stream => "tcp.cfg",
         Measure::IdleMemory => "idle.cfg",
@@ -317,22 +353,30 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
         threads: 1,
         timeout: Duration::from_secs(10),
     };
-    let value = match s.measure {
-        Measure::Rate { path, close } => Ok(load::run_http(&http(path, close, None), &|_| {}).rate),
-        Measure::P99 { path } => Ok(load::run_http(
-            &http(path, false, Some(o.latency_rate)),
-            &|_| {},
-        )
-        .latency
-        .p99_us as f64
-            / 1000.0),
-        Measure::Stream => Ok(load::run_stream(
-            ([127, 0, 0, 1], TCP_PORT).into(),
-            "/?size=1000000000000000",
-            1,
-            duration,
-        )
-        .gbps),
+    let (cpu_before, began) = (cpu_tree_seconds(child.id()), Instant::now());
+    let busy = || Some((cpu_tree_seconds(child.id()) - cpu_before) / began.elapsed().as_secs_f64());
+    let sample = match s.measure {
+        Measure::Rate { path, close } => Ok(Sample {
+            value: load::run_http(&http(path, close, None), &|_| {}).rate,
+            busy: busy(),
+        }),
+        Measure::P99 { path } => Ok(Sample {
+            value: load::run_http(&http(path, false, Some(o.latency_rate)), &|_| {})
+                .latency
+                .p99_us as f64
+                / 1000.0,
+            busy: None,
+        }),
+        Measure::Stream => Ok(Sample {
+            value: load::run_stream(
+                ([127, 0, 0, 1], TCP_PORT).into(),
+                "/?size=1000000000000000",
+                1,
+                duration,
+            )
+            .gbps,
+            busy: busy(),
+        }),
         Measure::IdleMemory => {
             let pid = child.id();
             let before = rss_tree_kib(pid);
@@ -360,12 +404,41 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<f64, String> {
                     proxy.name()
                 ))
             } else {
-                Ok(after.saturating_sub(before) as f64 / n as f64)
+                Ok(Sample {
+                    value: after.saturating_sub(before) as f64 / n as f64,
+                    busy: None,
+                })
             }
         }
     };
     stop(child);
-    value
+    sample
+}
+
+impl Row {
+    /// A row from every round's value per proxy, in `Proxy::ALL` order.
+    fn new(scenario: String, unit: &str, lower_is_better: bool, values: Vec<Vec<f64>>) -> Self {
+        let medians: Vec<f64> = values.iter().map(|v| median(v)).collect();
+        let named = |v: Vec<f64>| -> Vec<(String, f64)> {
+            Proxy::ALL
+                .iter()
+                .zip(v)
+                .map(|(p, m)| (p.name().to_string(), m))
+                .collect()
+        };
+        Row {
+            scenario,
+            unit: unit.to_string(),
+            lower_is_better,
+            percore_over_haproxy: medians[0] / medians[1],
+            medians: named(medians),
+            rounds: Proxy::ALL
+                .iter()
+                .zip(values)
+                .map(|(p, v)| (p.name().to_string(), v))
+                .collect(),
+        }
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -420,30 +493,33 @@ pub fn run(o: &Options) -> Result<Vec<Row>, String> {
     });
     for s in chosen {
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); Proxy::ALL.len()];
+        let mut per_core: Vec<Vec<f64>> = vec![Vec::new(); Proxy::ALL.len()];
         for _ in 0..o.rounds {
             for (i, p) in Proxy::ALL.iter().enumerate() {
-                let v = measure(s, *p, o)?;
-                eprintln!("  {} {}: {v:.2} {}", s.name, p.name(), s.unit);
-                values[i].push(v);
+                let Sample { value, busy } = measure(s, *p, o)?;
+                eprint!("  {} {}: {value:.2} {}", s.name, p.name(), s.unit);
+                values[i].push(value);
+                if let Some(busy) = busy {
+                    eprint!(" (proxy core {:.0}% busy)", busy * 100.0);
+                    per_core[i].push(value / busy);
+                }
+                eprintln!();
             }
         }
-        let medians: Vec<f64> = values.iter().map(|v| median(v)).collect();
-        rows.push(Row {
-            scenario: s.name.to_string(),
-            unit: s.unit.to_string(),
-            lower_is_better: s.lower_is_better,
-            rounds: Proxy::ALL
-                .iter()
-                .zip(&values)
-                .map(|(p, v)| (p.name().to_string(), v.clone()))
-                .collect(),
-            medians: Proxy::ALL
-                .iter()
-                .zip(&medians)
-                .map(|(p, m)| (p.name().to_string(), *m))
-                .collect(),
-            percore_over_haproxy: medians[0] / medians[1],
-        });
+        rows.push(Row::new(
+            s.name.to_string(),
+            s.unit,
+            s.lower_is_better,
+            values,
+        ));
+        if per_core.iter().all(|v| !v.is_empty()) {
+            rows.push(Row::new(
+                format!("{}-per-core", s.name),
+                &format!("{} per busy proxy core", s.unit),
+                s.lower_is_better,
+                per_core,
+            ));
+        }
     }
     std::fs::create_dir_all(&o.results).map_err(|e| e.to_string())?;
     let date = today();
