@@ -409,3 +409,28 @@ backend be\n  server s1 {o}\n",
     );
     assert!(line.starts_with("<132>"), "local0.warning: {line}");
 }
+
+/// A `tcp-request content set-log-level` sets the level of every request's line on
+/// the connection, its first included (the rules run again for each request).
+#[test]
+fn tcp_content_set_log_level_applies_to_each_request() {
+    let o = origin("o");
+    let syslog = Syslog::start();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\n\
+frontend fe\n  bind 127.0.0.1:{port}\n  log {log} local0\n  option httplog\n  tcp-request content set-log-level warning\n  default_backend be\n\n\
+backend be\n  server s1 {o}\n",
+        log = syslog.addr(),
+        o = o.addr
+    );
+    let _p = Percore::start(&cfg, port);
+    let mut s = connect(port);
+    for path in ["/first", "/second"] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut s, false).status, 200);
+        let line = syslog.find(&format!("\"GET {path} "));
+        assert!(line.starts_with("<132>"), "local0.warning: {line}");
+    }
+}

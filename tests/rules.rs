@@ -687,3 +687,28 @@ backend be\n  server live {} check inter 200ms\n  server gone 127.0.0.1:{dead} c
     // Other paths still go to the backend.
     assert_eq!(get(port, "/").status, 200);
 }
+
+/// `tcp-request content` rules in an HTTP frontend run for every request of a
+/// keep-alive connection, as in HAProxy: the first request sees the transaction
+/// variables they set when the connection came, and each later one sees them set
+/// again (and the per-request counter shows the rules ran once per request).
+#[test]
+fn tcp_content_rules_run_for_each_request() {
+    let o = origin("o");
+    let (_p, port) = start_with(
+        "  tcp-request content set-var(txn.seen) str(yes)\n\
+  tcp-request content set-var(sess.runs) var(sess.runs,0),add(1)\n\
+  http-after-response set-header X-Seen %[var(txn.seen)]\n\
+  http-after-response set-header X-Runs %[var(sess.runs)]",
+        "",
+        &o,
+    );
+    let mut s = connect(port);
+    for n in 1..=3 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-seen").as_deref(), Some("yes"), "request {n}");
+        assert_eq!(r.header("x-runs"), Some(n.to_string()), "request {n}");
+    }
+}

@@ -374,7 +374,6 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
             let conn = Box::new(Accepted {
                 client,
                 cbuf: buf,
-                origin,
                 accepted,
                 txn,
             });

@@ -39,9 +39,10 @@ use crate::rules::http::{
 };
 use crate::rules::value::leading_int;
 use crate::rules::vars::Vars;
-use crate::rules::{holds, rejects, render_log, switch_backend};
+use crate::rules::{holds, rejects, render_log, run_tcp, switch_backend, Content, TcpVerdict};
 use compio::net::TcpStream;
 use futures_util::future::{select, Either};
+use percore_config::log::LogLevel;
 use percore_config::rules::sample::Side;
 use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
 use std::cell::Cell;
@@ -195,11 +196,9 @@ pub struct Accepted {
     pub client: TcpStream,
     /// What was already read (after a PROXY header, or by content inspection).
     pub cbuf: Vec<u8>,
-    /// The connection's addresses.
-    pub origin: Origin,
     /// When it was accepted.
     pub accepted: Instant,
-    /// What the connection-level rules set.
+    /// What the connection-level rules set, the connection's addresses included.
     pub txn: TxnState,
 }
 
@@ -215,6 +214,8 @@ struct Kept {
     vars: Vars,
     /// The PROXY protocol TLVs the connection came with.
     proxy_tlvs: Vec<(u8, Vec<u8>)>,
+    /// What the connection's TCP rules set for its first transaction's log line.
+    log_level: Option<LogLevel>,
     log: Option<Box<Record>>,
     private: Option<(ServerKey, TcpStream)>,
     requests: u64,
@@ -226,16 +227,20 @@ impl Kept {
         let Accepted {
             client,
             cbuf,
-            origin,
             accepted,
             txn,
         } = *conn;
         let kept = Box::new(Kept {
             client,
-            origin,
+            // The socket's addresses, or those of the PROXY header.
+            origin: Origin {
+                src: txn.src,
+                dst: txn.dst,
+            },
             accepted,
             vars: txn.vars,
             proxy_tlvs: txn.proxy_tlvs,
+            log_level: txn.log_level,
             log: fe.log.records().then(|| {
                 let mut rec = Box::new(Record::new(accepted));
                 rec.t_handshake = rec.now();
@@ -317,6 +322,7 @@ impl<'a> Session<'a> {
             accepted,
             vars,
             proxy_tlvs,
+            log_level,
             log,
             private,
             requests,
@@ -324,6 +330,7 @@ impl<'a> Session<'a> {
         let txn = TxnState {
             vars,
             proxy_tlvs,
+            log_level,
             ..TxnState::new(origin.src, origin.dst)
         };
         let (cbuf, woke) = match start {
@@ -384,6 +391,7 @@ impl<'a> Session<'a> {
             accepted,
             vars: txn.vars,
             proxy_tlvs: txn.proxy_tlvs,
+            log_level: txn.log_level,
             log,
             private,
             requests,
@@ -430,7 +438,9 @@ impl<'a> Session<'a> {
             };
             self.cbuf.drain(..info.head_len);
             self.requests += 1;
-            self.new_transaction();
+            if self.requests > 1 {
+                self.new_transaction();
+            }
             if let Some(rec) = self.log.as_mut() {
                 rec.t_request = rec.now();
                 rec.bytes_in = info.head_len as u64;
@@ -699,7 +709,8 @@ impl<'a> Session<'a> {
         };
     }
 
-    /// Forgets what the previous request's rules set.
+    /// Forgets what the previous request's rules set. Not called for a connection's
+    /// first request: what the connection's TCP rules set belongs to it.
     fn new_transaction(&mut self) {
         self.attempts = Attempts::default();
         self.routed = false;
@@ -725,6 +736,28 @@ impl<'a> Session<'a> {
             server: None,
         };
         let fe_pages = [&fe.settings.errors];
+        // As in HAProxy, each later request of a keep-alive connection goes through
+        // the frontend's `tcp-request content` rules again, on its head (the first
+        // went through them when the connection came).
+        if self.requests > 1 && !fe.rules.tcp_content.is_empty() {
+            let content = Content {
+                bytes: &self.req_head,
+                last: true,
+                side: Side::Request,
+            };
+            let rules = &fe.rules;
+            let verdict = run_tcp(
+                &rules.tcp_content,
+                &rules.acls,
+                &env,
+                &mut self.txn,
+                content,
+                0,
+            );
+            if verdict == TcpVerdict::Reject {
+                return Err(LocalReply::close_silently());
+            }
+        }
         self.request_rule_set(&env, &fe.rules, &fe_pages)?;
         let cx = env.context(&self.txn, &self.req_head, &[]);
         let Some(be_id) = switch_backend(fe, &cx) else {
