@@ -4,6 +4,7 @@
 //! errors, timings) as percore starts keeping them.
 
 use crate::core::Core;
+use crate::plan::ServerPlan;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
@@ -124,33 +125,27 @@ pub fn render(core: &Core, target: &[u8]) -> Vec<u8> {
                 })
             })
         };
+        // One sample per server, labelled with its proxy and name.
+        let per_server = |value: fn(&ServerPlan) -> String| {
+            servers().map(move |(l, s)| (format!("{{{l}}}"), value(s)))
+        };
         gauge(
             &mut out,
             "server_current_queue",
             "Requests waiting for the server now.",
-            servers().map(|(l, s)| {
-                (
-                    format!("{{{l}}}"),
-                    s.queued.load(Ordering::Relaxed).to_string(),
-                )
-            }),
+            per_server(|s| s.queued.load(Ordering::Relaxed).to_string()),
         );
         gauge(
             &mut out,
             "server_current_sessions",
             "Requests on the server now.",
-            servers().map(|(l, s)| {
-                (
-                    format!("{{{l}}}"),
-                    s.inflight.load(Ordering::Relaxed).to_string(),
-                )
-            }),
+            per_server(|s| s.inflight.load(Ordering::Relaxed).to_string()),
         );
         gauge(
             &mut out,
             "server_weight",
             "The server's effective weight now.",
-            servers().map(|(l, s)| (format!("{{{l}}}"), s.eweight().div_ceil(16).to_string())),
+            per_server(|s| s.eweight().div_ceil(16).to_string()),
         );
         let status = servers().flat_map(|(l, s)| {
             let state = match (s.is_up(), s.state.drain.load(Ordering::Relaxed)) {
