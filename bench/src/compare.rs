@@ -313,10 +313,14 @@ fn rss_tree_kib(pid: u32) -> u64 {
     process_tree(pid).iter().map(|p| rss(p)).sum()
 }
 
+/// Clock ticks per second, the unit of `/proc`'s CPU times.
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
 /// CPU time (user and system) `pid` and its direct children have used, in seconds.
 fn cpu_tree_seconds(pid: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let used = |p: &str| -> u64 {
         // utime and stime: the 14th and 15th fields, 12th and 13th after the name.
         let f = stat_fields(p);
@@ -325,7 +329,7 @@ fn cpu_tree_seconds(pid: u32) -> f64 {
             .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
             .sum()
     };
-    process_tree(pid).iter().map(|p| used(p)).sum::<u64>() as f64 / ticks
+    process_tree(pid).iter().map(|p| used(p)).sum::<u64>() as f64 / clock_ticks()
 }
 
 /// Ticks the hypervisor took from all CPUs (the `steal` column of `/proc/stat`'s `cpu`
@@ -352,8 +356,7 @@ const ATTEMPTS: usize = 3;
 /// Measures one cell, again when the hypervisor stole more than [`STEAL_LIMIT`] of
 /// the CPU time meanwhile (the last attempt counts whatever happened).
 fn measure_steadily(s: &Scenario, proxy: Proxy, o: &Options) -> Result<Sample, String> {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = clock_ticks();
     let cpus = core_affinity::get_core_ids().map_or(1, |c| c.len()) as f64;
     let mut attempt = 1;
     loop {
