@@ -29,15 +29,33 @@ pub fn seed_text(name: &str) -> String {
 }
 
 /// A local address nobody listens on right now: for a server that is down, or one a
-/// test starts later.
+/// test starts later. Never the same twice in one test process, and below the
+/// kernel's ephemeral range: a port the kernel picked for `bind(0)` may be picked again
+/// for another test's, and two processes that both set `SO_REUSEPORT` (percore, the
+/// origins) would then share the listening port and each other's connections.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    // Above the ports the seed configs and tests name (placeholders they rewrite).
+    const FIRST: u32 = 20_000;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let band = ephemeral_low.saturating_sub(FIRST).max(1);
+    // Test processes running side by side start at different places in the band.
+    let start = std::process::id().wrapping_mul(7_919) % band;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
+        assert!(n < band, "no free port left below {ephemeral_low}");
+        let port = FIRST + (start + n) % band;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now (see [`free_addr`]).
 pub fn free_port() -> u16 {
     free_addr().port()
 }
