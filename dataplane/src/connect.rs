@@ -13,6 +13,7 @@ use crate::pool::ServerKey;
 use crate::proxy_protocol;
 use compio::net::TcpStream;
 use percore_config::{Balance, HashMethod, SendProxy};
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -34,14 +35,34 @@ pub enum ConnectError {
     QueueTimeout,
 }
 
-/// A taken server slot, given back when dropped.
+/// A taken server slot, given back by [`Slot::release`] or when dropped.
 pub struct Slot<'p> {
     server: &'p ServerPlan,
+    /// Not yet given back.
+    held: Cell<bool>,
+}
+
+impl<'p> Slot<'p> {
+    fn taken(server: &'p ServerPlan) -> Self {
+        Self {
+            server,
+            held: Cell::new(true),
+        }
+    }
+
+    /// Gives the slot back as soon as the server has sent its whole response, before
+    /// the client is sent the last of it: a client that reads its response and sends
+    /// its next request at once then finds the server free, on any executor.
+    pub fn release(&self) {
+        if self.held.replace(false) {
+            self.server.inflight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.server.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.release();
     }
 }
 
@@ -136,7 +157,7 @@ async fn take_slot<'p>(
 ) -> Result<Slot<'p>, ConnectError> {
     if server.maxconn.is_none() {
         server.inflight.fetch_add(1, Ordering::Relaxed);
-        return Ok(Slot { server });
+        return Ok(Slot::taken(server));
     }
     let mut queued = false;
     let result = loop {
@@ -149,7 +170,7 @@ async fn take_slot<'p>(
                 .compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            break Ok(Slot { server });
+            break Ok(Slot::taken(server));
         }
         if cur < max {
             continue;

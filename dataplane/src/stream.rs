@@ -17,7 +17,9 @@
 
 use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::checks::Observed;
-use crate::connect::{connect, Attempts, Choice, ConnectError, Origin, Reuse, ServerConn, Wanted};
+use crate::connect::{
+    connect, Attempts, Choice, ConnectError, Origin, Reuse, ServerConn, Slot, Wanted,
+};
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
 use crate::http::head::{
@@ -1226,6 +1228,7 @@ impl<'a> Session<'a> {
                 own_backend: self.fe.own_backend == Some(self.be_id),
                 be_id: self.be_id,
                 server_index: server.key.1,
+                slot: &server.slot,
                 txn: &mut self.txn,
                 req_head: &mut self.req_head,
                 server_timeout,
@@ -1300,13 +1303,13 @@ impl<'a> Session<'a> {
             (self.fe.settings.timeouts.client, self.server_timeout());
         let (path, up) = self.response_path(server, started);
         let upload = pin!(forward_body(
-            up.client,
-            &server.stream,
+            (up.client, &server.stream),
             up.cbuf,
             &mut framing,
             (client_timeout, server_timeout),
             up.wd,
-            uploaded
+            uploaded,
+            None,
         ));
         let response = pin!(path.forward(info, close_client));
         match select(upload, response).await {
@@ -1341,19 +1344,23 @@ impl<'a> Session<'a> {
 
 /// Forwards one body from `from` to `to`, starting with the bytes already in `buf`;
 /// leaves in `buf` whatever follows the body (a pipelined request).
-/// `moved` counts the bytes written.
+/// `moved` counts the bytes written. A response's server `slot` is given back once its
+/// last bytes are read, before they are sent.
 async fn forward_body(
-    from: &TcpStream,
-    to: &TcpStream,
+    (from, to): (&TcpStream, &TcpStream),
     buf: &mut Vec<u8>,
     framing: &mut Framing,
     (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
     wd: &mut Watchdog,
     moved: &mut u64,
+    slot: Option<&Slot<'_>>,
 ) -> Result<(), BodyFail> {
     loop {
         if !buf.is_empty() {
             let n = framing.advance(buf)?;
+            if let (true, Some(slot)) = (framing.is_done(), slot) {
+                slot.release();
+            }
             if n > 0 {
                 let (res, b) = write_range(
                     to,
@@ -1397,6 +1404,8 @@ struct ResponsePath<'s> {
     be_id: BackendId,
     /// The server that answers.
     server_index: usize,
+    /// The request's slot on that server, given back once its response is read.
+    slot: &'s Slot<'s>,
     /// Variables and what the request rules changed.
     txn: &'s mut TxnState,
     /// The request head as sent (response rules may read it).
@@ -1544,6 +1553,9 @@ impl ResponsePath<'_> {
             let n = *carried.as_ref().unwrap_or(&0);
             self.head.extend_from_slice(&self.sbuf[..n]);
             self.sbuf.drain(..n);
+            if info.status >= 200 && carried.is_ok() && framing.is_done() {
+                self.slot.release();
+            }
             let head = std::mem::take(self.head);
             let head_len = head.len() as u64;
             *self.head = write_all(
@@ -1583,13 +1595,13 @@ impl ResponsePath<'_> {
             let until_close = framing == Framing::UntilClose;
             let mut sent = 0;
             let forwarded = forward_body(
-                self.server,
-                self.client,
+                (self.server, self.client),
                 self.sbuf,
                 &mut framing,
                 (self.server_timeout, self.client_timeout),
                 self.wd,
                 &mut sent,
+                Some(self.slot),
             )
             .await;
             if let Some(rec) = self.log.as_deref_mut() {
