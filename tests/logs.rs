@@ -272,6 +272,9 @@ listen tcp\n  mode tcp\n  option tcplog\n  bind 127.0.0.1:{tcp}\n  server s1 {o}
         s.write_all(b"GET /tcp HTTP/1.0\r\n\r\n").unwrap();
         let mut out = Vec::new();
         s.read_to_end(&mut out).unwrap();
+        // The client closes its side too: the session ends now, not at `timeout client`
+        // (which would race the wait for its log line).
+        drop(s);
         lines.push(normalized(message(&syslog.find(" tcp tcp/")), false));
         lines
     };
