@@ -512,6 +512,26 @@ fn auth_and_set_dst() {
     assert!(head.contains("X-Dst: 127.0.0.1\r\n"), "{head}");
 }
 
+/// On a wildcard bind, `dst` is the address the client reached (asked of the kernel per
+/// connection); on an address bind it is that address.
+#[test]
+fn dst_on_a_wildcard_bind_is_the_address_reached() {
+    use std::io::Write;
+    let o = origin("o");
+    let port = free_port();
+    let text = format!(
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind :{port}\n  http-request set-header X-Dst %[dst]:%[dst_port]\n  default_backend be\n\nbackend be\n  server s0 {}\n",
+        o.addr
+    );
+    let _p = Percore::start(&text, port);
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        let mut s = std::net::TcpStream::connect((ip, port)).unwrap();
+        s.write_all(req("/?echo=1", "x").as_bytes()).unwrap();
+        let head = read_response(&mut s, false).text();
+        assert!(head.contains(&format!("X-Dst: {ip}:{port}\r\n")), "{head}");
+    }
+}
+
 /// `unique-id-format` (HAProxy's own example, in hexadecimal), `unique-id-header`,
 /// the `unique-id` fetch and `%rt` numbering requests.
 #[test]
