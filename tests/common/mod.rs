@@ -37,17 +37,35 @@ pub fn free_addr() -> SocketAddr {
     // Above the ports the seed configs and tests name (placeholders they rewrite).
     const FIRST: u32 = 20_000;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768);
-    let band = ephemeral_low.saturating_sub(FIRST).max(1);
+    let range: Vec<u32> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .map(|r| {
+            r.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (low, high) = match range[..] {
+        [low, high] => (low, high),
+        _ => (32_768, 60_999),
+    };
+    // Below the ephemeral range when there is room, else above it, else (an ephemeral
+    // range covering nearly every port) whatever the kernel picks.
+    let (first, band) = if low >= FIRST + 2_000 {
+        (FIRST, low - FIRST)
+    } else if high <= 63_535 {
+        (high + 1, 65_535 - high)
+    } else {
+        return TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+    };
     // Test processes running side by side start at different places in the band.
     let start = std::process::id().wrapping_mul(7_919) % band;
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
-        assert!(n < band, "no free port left below {ephemeral_low}");
-        let port = FIRST + (start + n) % band;
+        assert!(n < band, "no free port left outside the ephemeral range");
+        let port = first + (start + n) % band;
         let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
         if TcpListener::bind(addr).is_ok() {
             return addr;
