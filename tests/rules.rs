@@ -222,9 +222,14 @@ fn seed_14_dated_switch_and_allow_list() {
 }
 
 fn start_with(frontend: &str, backend: &str, o: &Origin) -> (Percore, u16) {
+    start_bound("127.0.0.1", frontend, backend, o)
+}
+
+/// Like [`start_with`], the frontend bound to `host` (empty: every address).
+fn start_bound(host: &str, frontend: &str, backend: &str, o: &Origin) -> (Percore, u16) {
     let port = free_port();
     let text = format!(
-        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend be\n\nbackend be\n{backend}\n  server s0 {}\n",
+        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind {host}:{port}\n{frontend}\n  default_backend be\n\nbackend be\n{backend}\n  server s0 {}\n",
         o.addr
     );
     (Percore::start(&text, port), port)
@@ -518,12 +523,12 @@ fn auth_and_set_dst() {
 fn dst_on_a_wildcard_bind_is_the_address_reached() {
     use std::io::Write;
     let o = origin("o");
-    let port = free_port();
-    let text = format!(
-        "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind :{port}\n  http-request set-header X-Dst %[dst]:%[dst_port]\n  default_backend be\n\nbackend be\n  server s0 {}\n",
-        o.addr
+    let (_p, port) = start_bound(
+        "",
+        "  http-request set-header X-Dst %[dst]:%[dst_port]",
+        "",
+        &o,
     );
-    let _p = Percore::start(&text, port);
     for ip in ["127.0.0.1", "127.0.0.2"] {
         let mut s = std::net::TcpStream::connect((ip, port)).unwrap();
         s.write_all(req("/?echo=1", "x").as_bytes()).unwrap();

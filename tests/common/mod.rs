@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use percore_bench::origin::Origin;
@@ -34,27 +35,9 @@ pub fn seed_text(name: &str) -> String {
 /// for another test's, and two processes that both set `SO_REUSEPORT` (percore, the
 /// origins) would then share the listening port and each other's connections.
 pub fn free_addr() -> SocketAddr {
-    // Above the ports the seed configs and tests name (placeholders they rewrite).
-    const FIRST: u32 = 20_000;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let range: Vec<u32> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .map(|r| {
-            r.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let (low, high) = match range[..] {
-        [low, high] => (low, high),
-        _ => (32_768, 60_999),
-    };
-    // Below the ephemeral range when there is room, else above it, else (an ephemeral
-    // range covering nearly every port) whatever the kernel picks.
-    let (first, band) = if low >= FIRST + 2_000 {
-        (FIRST, low - FIRST)
-    } else if high <= 63_535 {
-        (high + 1, 65_535 - high)
-    } else {
+    static BAND: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    let Some((first, band)) = *BAND.get_or_init(port_band) else {
         return TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -70,6 +53,32 @@ pub fn free_addr() -> SocketAddr {
         if TcpListener::bind(addr).is_ok() {
             return addr;
         }
+    }
+}
+
+/// The first port and the number of ports `free_addr` hands out: below the kernel's
+/// ephemeral range when there is room, else above it; `None` (the kernel picks) when
+/// that range covers nearly every port.
+fn port_band() -> Option<(u32, u32)> {
+    // Above the ports the seed configs and tests name (placeholders they rewrite).
+    const FIRST: u32 = 20_000;
+    let range: Vec<u32> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .map(|r| {
+            r.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (low, high) = match range[..] {
+        [low, high] => (low, high),
+        _ => (32_768, 60_999),
+    };
+    if low >= FIRST + 2_000 {
+        Some((FIRST, low - FIRST))
+    } else if high <= 63_535 {
+        Some((high + 1, 65_535 - high))
+    } else {
+        None
     }
 }
 
