@@ -468,26 +468,24 @@ impl Row {
     /// A row from every round's value per proxy, in `Proxy::ALL` order.
     fn new(scenario: String, unit: &str, lower_is_better: bool, values: Vec<Vec<f64>>) -> Self {
         let medians: Vec<f64> = values.iter().map(|v| median(v)).collect();
-        let named = |v: Vec<f64>| -> Vec<(String, f64)> {
-            Proxy::ALL
-                .iter()
-                .zip(v)
-                .map(|(p, m)| (p.name().to_string(), m))
-                .collect()
-        };
         Row {
             scenario,
             unit: unit.to_string(),
             lower_is_better,
             percore_over_haproxy: medians[0] / medians[1],
-            medians: named(medians),
-            rounds: Proxy::ALL
-                .iter()
-                .zip(values)
-                .map(|(p, v)| (p.name().to_string(), v))
-                .collect(),
+            medians: by_proxy(medians),
+            rounds: by_proxy(values),
         }
     }
+}
+
+/// Values in `Proxy::ALL` order, each with its proxy's name.
+fn by_proxy<T>(values: Vec<T>) -> Vec<(String, T)> {
+    Proxy::ALL
+        .iter()
+        .zip(values)
+        .map(|(p, v)| (p.name().to_string(), v))
+        .collect()
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -177,21 +177,11 @@ pub fn discard(s: TcpStream) {
 /// Whether an idle pooled connection was closed by its peer (or has unexpected data).
 /// One non-blocking `recv(MSG_PEEK)`: cheaper than a failed request.
 pub fn looks_closed(s: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut byte = 0u8;
-    // SAFETY: a valid fd and a one-byte buffer on the stack.
-    let n = unsafe {
-        libc::recv(
-            s.as_raw_fd(),
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
-    } else {
-        true
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    match socket2::SockRef::from(s).recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }
 
