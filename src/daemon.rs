@@ -71,11 +71,12 @@ pub fn detach() -> std::io::Result<Side> {
     }
 }
 
-/// Sets the open-file limit: `ulimit-n` when given, otherwise enough for `maxconn`
-/// client and server connections, as HAProxy computes it; capped by the hard limit,
-/// with a warning when that is too low.
-pub fn set_fd_limit(ulimit_n: Option<u64>, maxconn: u32) {
-    let wanted = ulimit_n.unwrap_or(2 * u64::from(maxconn) + 64);
+/// Sets the open-file limit: `ulimit-n` when given, otherwise `maxsock`, the
+/// descriptors HAProxy would reserve for the same configuration (see
+/// `percore_dataplane::fds::maxsock`); capped by the hard limit, with a warning when
+/// that is too low.
+pub fn set_fd_limit(ulimit_n: Option<u64>, maxsock: usize, maxconn: u32) {
+    let wanted = ulimit_n.unwrap_or(maxsock as u64);
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();

@@ -114,9 +114,11 @@ fn run(args: &Args) -> ExitCode {
             }
         }
     }
-    daemon::set_fd_limit(config.global.ulimit_n, config.global.maxconn);
+    let placement = placement(&config);
+    let maxsock = percore_dataplane::fds::maxsock(&plan, placement.len());
+    daemon::set_fd_limit(config.global.ulimit_n, maxsock, config.global.maxconn);
     daemon::block_stop_signals();
-    let running = match runtime::start(plan, &placement(&config), trim) {
+    let running = match runtime::start(plan, &placement, trim) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!(

@@ -31,6 +31,8 @@ use std::time::Duration;
 pub struct Stats {
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
     /// Requests being answered right now (during `delay`).
@@ -79,8 +81,13 @@ impl Origin {
                                 continue;
                             };
                             let serial = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                            compio::runtime::spawn(serve(stream, name.clone(), serial, s.clone()))
-                                .detach();
+                            s.open.fetch_add(1, Ordering::Relaxed);
+                            let (name, s) = (name.clone(), s.clone());
+                            compio::runtime::spawn(async move {
+                                serve(stream, name, serial, s.clone()).await;
+                                s.open.fetch_sub(1, Ordering::Relaxed);
+                            })
+                            .detach();
                         }
                     });
                 })?;

@@ -45,6 +45,8 @@ pub fn keyword(g: &mut Global, words: &[String]) -> Result<(), String> {
             g.tune.http_maxhdr = n;
         }
         "tune.pipesize" => g.tune.pipesize = Some(size_arg(kw, args)?),
+        "tune.pool-high-fd-ratio" => g.tune.pool_high_fd_ratio = percent(kw, args)?,
+        "tune.pool-low-fd-ratio" => g.tune.pool_low_fd_ratio = percent(kw, args)?,
         "log" => match crate::log::log_line(args)? {
             crate::log::LogLine::Target(t) => g.logs.push(t),
             crate::log::LogLine::Global => {
@@ -63,6 +65,17 @@ pub fn keyword(g: &mut Global, words: &[String]) -> Result<(), String> {
         _ => return Err(unsupported(kw, "global")),
     }
     Ok(())
+}
+
+/// A percentage from 0 to 100, the single argument of `kw`.
+fn percent(kw: &str, args: &[String]) -> Result<u32, String> {
+    let n: u32 = parse_uint(kw, one(kw, args)?)?;
+    if n > 100 {
+        return Err(format!(
+            "'{kw}' expects a percentage from 0 to 100, got {n}"
+        ));
+    }
+    Ok(n)
 }
 
 /// Checks that a keyword got no argument.

@@ -96,6 +96,13 @@ pub struct Tune {
     pub http_maxhdr: usize,
     /// `tune.pipesize`: the size of each splice pipe, when set.
     pub pipesize: Option<usize>,
+    /// `tune.pool-high-fd-ratio` (25): the share of the process's descriptors, in
+    /// percent, in use beyond which no connection is kept idle and a new server
+    /// connection closes an idle one first.
+    pub pool_high_fd_ratio: u32,
+    /// `tune.pool-low-fd-ratio` (20): the share in use beyond which a core keeps no
+    /// more idle connections to a server than the one it may always keep.
+    pub pool_low_fd_ratio: u32,
 }
 
 impl Default for Tune {
@@ -105,6 +112,8 @@ impl Default for Tune {
             maxrewrite: 1024,
             http_maxhdr: 101,
             pipesize: None,
+            pool_high_fd_ratio: 25,
+            pool_low_fd_ratio: 20,
         }
     }
 }
@@ -693,6 +702,33 @@ pub struct ServerOptions {
     pub observe: Observe,
     /// `agent-check` and its settings.
     pub agent: AgentOptions,
+    /// `pool-purge-delay`, `pool-max-conn`, `pool-low-conn`: how idle connections to
+    /// the server are kept.
+    pub pool: PoolOptions,
+}
+
+/// How idle connections to a server are kept for reuse (HAProxy's server pool
+/// settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// `pool-purge-delay` (5 s): how often part of the idle connections beyond what the
+    /// recent load needed are closed; zero keeps no idle connection at all.
+    pub purge_delay: Duration,
+    /// `pool-max-conn`: the most idle connections to the server in the process (`-1`,
+    /// the default, is no limit).
+    pub max_conn: Option<u32>,
+    /// `pool-low-conn` (0): idle connections a core keeps beyond its estimated need.
+    pub low_conn: u32,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            purge_delay: Duration::from_secs(5),
+            max_conn: None,
+            low_conn: 0,
+        }
+    }
 }
 
 /// `track [BACKEND/]SERVER`.
@@ -779,6 +815,7 @@ impl Default for ServerOptions {
             track: None,
             observe: Observe::default(),
             agent: AgentOptions::default(),
+            pool: PoolOptions::default(),
         }
     }
 }

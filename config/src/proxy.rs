@@ -1256,6 +1256,23 @@ fn server_options(o: &mut ServerOptions, args: &[String], what: &str) -> Result<
             "port" => o.check.port = Some(parse_uint("port", value()?)?),
             "addr" => o.check.addr = Some(ip(what, w, value()?)?),
             "minconn" => o.minconn = Some(parse_uint("minconn", value()?)?),
+            "pool-purge-delay" => {
+                o.pool.purge_delay =
+                    parse_time(value()?).map_err(|e| format!("{what}: '{w}': {e}"))?
+            }
+            "pool-max-conn" => {
+                let v = value()?;
+                o.pool.max_conn = match v.parse::<i64>() {
+                    Ok(-1) => None,
+                    Ok(n) if (0..=i64::from(u32::MAX)).contains(&n) => Some(n as u32),
+                    _ => {
+                        return Err(format!(
+                            "{what}: '{w}' expects -1 (no limit) or a count, got '{v}'"
+                        ))
+                    }
+                };
+            }
+            "pool-low-conn" => o.pool.low_conn = parse_uint(w, value()?)?,
             "slowstart" => {
                 let d = parse_time(value()?).map_err(|e| format!("{what}: 'slowstart': {e}"))?;
                 o.slowstart = (!d.is_zero()).then_some(d);

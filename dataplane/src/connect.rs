@@ -6,10 +6,10 @@
 use crate::balance;
 use crate::checks::Observed;
 use crate::core::Core;
-use crate::io::{write_all, Deadline};
+use crate::io::{write_all, Deadline, IoFail};
 use crate::log::record::{Cause, Phase};
 use crate::plan::{Backend, BackendId, ServerPlan};
-use crate::pool::ServerKey;
+use crate::pool::{ServerKey, ServerStream, Uses};
 use crate::proxy_protocol;
 use compio::net::TcpStream;
 use percore_config::{Balance, HashMethod, SendProxy};
@@ -35,17 +35,22 @@ pub enum ConnectError {
     QueueTimeout,
 }
 
-/// A taken server slot, given back by [`Slot::release`] or when dropped.
+/// A taken server slot, given back by [`Slot::release`] or when dropped. It counts in
+/// the server's in-flight requests (all executors) and in this core's use of the
+/// server (what its idle pool estimates the need from).
 pub struct Slot<'p> {
     server: &'p ServerPlan,
+    uses: &'p Uses,
     /// Not yet given back.
     held: Cell<bool>,
 }
 
 impl<'p> Slot<'p> {
-    fn taken(server: &'p ServerPlan) -> Self {
+    fn taken(server: &'p ServerPlan, uses: &'p Uses) -> Self {
+        uses.take();
         Self {
             server,
+            uses,
             held: Cell::new(true),
         }
     }
@@ -56,6 +61,7 @@ impl<'p> Slot<'p> {
     pub fn release(&self) {
         if self.held.replace(false) {
             self.server.inflight.fetch_sub(1, Ordering::Relaxed);
+            self.uses.give_back();
         }
     }
 }
@@ -69,7 +75,7 @@ impl Drop for Slot<'_> {
 /// A server connection ready for a request.
 pub struct ServerConn<'p> {
     /// The connection.
-    pub stream: TcpStream,
+    pub stream: ServerStream,
     /// Which server it goes to.
     pub key: ServerKey,
     /// It carried requests before (a failure before any response byte may be retried).
@@ -151,13 +157,13 @@ impl Attempts {
 /// Takes a slot on `server`, queueing up to `queue_deadline` when it is full.
 async fn take_slot<'p>(
     be: &Backend,
-    server: &'p ServerPlan,
+    (server, uses): (&'p ServerPlan, &'p Uses),
     queue_deadline: Instant,
     trace: &mut Attempts,
 ) -> Result<Slot<'p>, ConnectError> {
     if server.maxconn.is_none() {
         server.inflight.fetch_add(1, Ordering::Relaxed);
-        return Ok(Slot::taken(server));
+        return Ok(Slot::taken(server, uses));
     }
     let mut queued = false;
     let result = loop {
@@ -170,7 +176,7 @@ async fn take_slot<'p>(
                 .compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            break Ok(Slot::taken(server));
+            break Ok(Slot::taken(server, uses));
         }
         if cur < max {
             continue;
@@ -197,11 +203,11 @@ async fn take_slot<'p>(
 
 /// Gets a connection to a server of backend `be_id` for one request.
 pub async fn connect<'p>(
-    core: &Core,
+    core: &'p Core,
     plan: &'p crate::plan::Plan,
     be_id: BackendId,
     want: Wanted,
-    private: &mut Option<(ServerKey, TcpStream)>,
+    private: &mut Option<(ServerKey, ServerStream)>,
     trace: &mut Attempts,
 ) -> Result<ServerConn<'p>, ConnectError> {
     let Wanted {
@@ -261,7 +267,7 @@ pub async fn connect<'p>(
         let sp = &be.servers[server];
         let key = (be_id, server);
         trace.server = Some(server);
-        let slot = take_slot(be, sp, queue_deadline, trace).await?;
+        let slot = take_slot(be, (sp, core.pool.uses(key)), queue_deadline, trace).await?;
         trace.slot_at = Some(Instant::now());
         if private.as_ref().is_some_and(|(k, _)| *k == key) {
             if let Some((_, stream)) = private.take() {
@@ -277,7 +283,7 @@ pub async fn connect<'p>(
             }
         }
         if reuse.shared && sp.send_proxy.is_none() {
-            if let Some(stream) = core.pool.borrow_mut().take(key) {
+            if let Some(stream) = core.pool.take(key, sp) {
                 trace.ready_at = trace.slot_at;
                 return Ok(ServerConn {
                     stream,
@@ -287,14 +293,24 @@ pub async fn connect<'p>(
                 });
             }
         }
+        // As in HAProxy: with many descriptors in use, a new connection first closes
+        // an idle one.
+        if crate::fds::in_use(core.clients()) > core.pool.budget().high {
+            core.pool.close_one(plan, key);
+        }
         let attempt: Deadline = connect_timeout.map(|d| Instant::now() + d);
-        let opened = open(sp, attempt, origin).await;
+        let mut opened = open(sp, attempt, origin).await;
+        // Out of descriptors: an idle connection gives its own up, once.
+        if opened.as_ref().is_err_and(IoFail::out_of_descriptors) && core.pool.close_one(plan, key)
+        {
+            opened = open(sp, attempt, origin).await;
+        }
         let seen = match opened {
             Ok(_) => Observed::Fine,
             Err(_) => Observed::ConnectError,
         };
         crate::checks::observe(&core.plan, be_id, server, seen);
-        trace.timed_out = matches!(opened, Err(crate::io::IoFail::Timeout));
+        trace.timed_out = matches!(opened, Err(IoFail::Timeout));
         match opened {
             Ok(stream) => {
                 trace.ready_at = Some(Instant::now());
@@ -326,18 +342,14 @@ pub async fn connect<'p>(
 }
 
 /// Opens a new connection to `sp` and sends its PROXY header.
-async fn open(
-    sp: &ServerPlan,
-    at: Deadline,
-    origin: Origin,
-) -> Result<TcpStream, crate::io::IoFail> {
+async fn open(sp: &ServerPlan, at: Deadline, origin: Origin) -> Result<ServerStream, IoFail> {
     let connecting = TcpStream::connect(sp.addr);
-    let stream = match at {
+    let stream = ServerStream::new(match at {
         Some(at) => compio::time::timeout_at(at, connecting)
             .await
-            .map_err(|_| crate::io::IoFail::Timeout)??,
+            .map_err(|_| IoFail::Timeout)??,
         None => connecting.await?,
-    };
+    });
     stream.set_nodelay(true)?;
     let header = match sp.send_proxy {
         Some(SendProxy::V1) => Some(proxy_protocol::encode_v1(origin.src, origin.dst)),

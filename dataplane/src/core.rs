@@ -2,6 +2,7 @@
 //! `Rc` on its thread; nothing here is locked.
 
 use crate::balance::{RoundRobin, ServerMap};
+use crate::fds::Budget;
 use crate::health::WARM;
 use crate::pipe::PipePool;
 use crate::plan::{Backend, Plan};
@@ -26,8 +27,8 @@ pub struct Core {
     pub lc_cursor: RefCell<Vec<usize>>,
     /// State of the `random` balancer's generator.
     pub rng: Cell<u64>,
-    /// Idle server connections.
-    pub pool: RefCell<Pool>,
+    /// Idle server connections, and this core's use of each server.
+    pub pool: Pool,
     /// Pipes for splicing.
     pub pipes: RefCell<PipePool>,
     /// Client connections open on this core.
@@ -49,7 +50,8 @@ impl Core {
         let pipes = PipePool::new(plan.maxpipes.div_ceil(executors.max(1)), plan.tune.pipesize);
         let map_cursor = vec![0; plan.backends.len()];
         let views = plan.backends.iter().map(View::of).collect();
-        let pool = Pool::new(plan.backends.iter().map(|b| b.servers.len()));
+        let budget = Budget::new(&plan, crate::fds::maxsock(&plan, executors));
+        let pool = Pool::new(plan.backends.iter().map(|b| b.servers.len()), budget);
         Self {
             plan,
             rr: RefCell::new(rr),
@@ -57,7 +59,7 @@ impl Core {
             map_cursor: RefCell::new(map_cursor.clone()),
             lc_cursor: RefCell::new(map_cursor),
             rng: Cell::new(seed()),
-            pool: RefCell::new(pool),
+            pool,
             pipes: RefCell::new(pipes),
             active: Cell::new(0),
             process_conns,
@@ -67,6 +69,11 @@ impl Core {
 }
 
 impl Core {
+    /// Client connections open in the whole process.
+    pub fn clients(&self) -> usize {
+        self.process_conns.load(Ordering::Relaxed) as usize
+    }
+
     /// The next number of this executor's xorshift generator (`rand()`, `random`).
     pub fn random(&self) -> u64 {
         let mut state = self.rng.get();

@@ -22,6 +22,13 @@ pub enum IoFail {
     Io(#[from] io::Error),
 }
 
+impl IoFail {
+    /// Whether the process (or the system) has no descriptor left for a new socket.
+    pub fn out_of_descriptors(&self) -> bool {
+        matches!(self, IoFail::Io(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    }
+}
+
 /// A point in time after which an I/O step is abandoned; `None` waits forever.
 pub type Deadline = Option<Instant>;
 

@@ -7,6 +7,7 @@ pub mod balance;
 pub mod checks;
 pub mod connect;
 pub mod core;
+pub mod fds;
 pub mod health;
 pub mod http;
 pub mod inspect;

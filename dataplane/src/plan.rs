@@ -13,8 +13,8 @@ use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::{BackendTarget, Rules};
 use percore_config::{
     AgentOptions, Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpConnMode,
-    HttpReuse, LogHostname, Mode, Observe, OriginalTo, ProxyKind, SendProxy, Splice, Timeouts,
-    Tune,
+    HttpReuse, LogHostname, Mode, Observe, OriginalTo, PoolOptions, ProxyKind, SendProxy, Splice,
+    Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -62,6 +62,8 @@ pub struct Plan {
     /// `maxpipes`: the most splice pipes for the whole process (HAProxy's default is a
     /// quarter of `maxconn`); executors share it out evenly.
     pub maxpipes: usize,
+    /// Sockets opened for log targets (they take descriptors).
+    pub log_sockets: usize,
     /// What syslog headers and `%H` say of this process.
     pub identity: Arc<Identity>,
     /// Requests numbered so far (`%rt`).
@@ -262,6 +264,11 @@ pub struct ServerPlan {
     pub cookie: Option<String>,
     /// `backup`: used only when no active server can take traffic.
     pub backup: bool,
+    /// How idle connections to the server are kept.
+    pub pool: PoolOptions,
+    /// The server's idle connections in the process, counted only when
+    /// `pool-max-conn` bounds them.
+    pub idle: AtomicU32,
     /// Up or down, warmth, agent weight, live errors.
     pub state: ServerState,
 }
@@ -415,6 +422,8 @@ impl Plan {
                     trackers: Vec::new(),
                     cookie: s.options.cookie.clone(),
                     backup: s.options.backup,
+                    pool: s.options.pool,
+                    idle: AtomicU32::new(0),
                     state: ServerState::new(!s.options.disabled),
                 });
             }
@@ -530,6 +539,7 @@ impl Plan {
                 .global
                 .maxpipes
                 .unwrap_or(config.global.maxconn as usize / 4),
+            log_sockets: sinks.0.len(),
             identity,
             requests: AtomicU64::new(0),
             http_errors: config

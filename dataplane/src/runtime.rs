@@ -187,6 +187,8 @@ async fn executor(
             trim();
         }
     });
+    // Idle server connections beyond the recent need are closed in steps.
+    let _purging = compio::runtime::spawn(crate::pool::purge_loop(core.clone()));
     // This executor's share of the health and agent checks: servers are dealt out in
     // turn, and a server's agent runs beside its health checks.
     let owned = plan.backends.iter().enumerate().flat_map(|(b, be)| {

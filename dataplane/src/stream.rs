@@ -28,12 +28,12 @@ use crate::http::head::{
 use crate::http::message::start_line;
 use crate::http::{cookie, message};
 use crate::io::{
-    deadline, discard, linger, read_more, read_ready, shutdown_write, wait_readable, write_all,
-    write_range, Deadline, IoFail, Watchdog,
+    deadline, linger, read_more, read_ready, shutdown_write, wait_readable, write_all, write_range,
+    Deadline, IoFail, Watchdog,
 };
 use crate::log::record::{Cause, ClientCookie, Phase, Record, ServerCookie};
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
-use crate::pool::ServerKey;
+use crate::pool::{ServerKey, ServerStream};
 use crate::rules::capture::capture_headers;
 use crate::rules::http::{
     after_response, error_reply, respond, run as run_http, run_redirects, Env, LocalReply,
@@ -177,7 +177,7 @@ struct Session<'a> {
     /// Deadlines of the response side, which runs concurrently with uploads.
     response_side: Watchdog,
     /// A server connection kept for this client only (`http-reuse never`, PROXY headers).
-    private: Option<(ServerKey, TcpStream)>,
+    private: Option<(ServerKey, ServerStream)>,
     /// Requests served so far.
     requests: u64,
     /// Ask servers to close after each response (`http-server-close`, `httpclose`).
@@ -219,7 +219,7 @@ struct Kept {
     /// What the connection's TCP rules set for its first transaction's log line.
     log_level: Option<LogLevel>,
     log: Option<Box<Record>>,
-    private: Option<(ServerKey, TcpStream)>,
+    private: Option<(ServerKey, ServerStream)>,
     requests: u64,
 }
 
@@ -559,10 +559,11 @@ impl<'a> Session<'a> {
                         {
                             self.private = Some((key, stream));
                         } else {
-                            self.core.pool.borrow_mut().put(key, stream);
+                            let sp = &self.be.servers[key.1];
+                            self.core.pool.put(key, sp, stream, self.core.clients());
                         }
                     } else {
-                        discard(stream);
+                        stream.discard();
                     }
                     if !x.client_reusable || close_client {
                         shutdown_write(&self.client);
