@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -89,4 +90,67 @@ fn pool_limits_of_zero_keep_no_idle_connection() {
             open()
         );
     }
+}
+
+/// Sends a POST of `chunks` pieces of `piece` bytes, one every `pace`, and reads the
+/// response.
+fn paced_upload(
+    port: u16,
+    target: &str,
+    (chunks, piece): (usize, usize),
+    pace: Duration,
+) -> Response {
+    let mut s = connect(port);
+    let len = chunks * piece;
+    write!(
+        s,
+        "POST {target} HTTP/1.1\r\nHost: test\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    for _ in 0..chunks {
+        std::thread::sleep(pace);
+        s.write_all(&vec![b'u'; piece]).unwrap();
+    }
+    read_response(&mut s, false)
+}
+
+/// `timeout server` is inactivity on the server side, and writing the request body to
+/// the server is activity: a 3 s upload through `timeout server 1s` completes, at 10 kB
+/// or at one byte a step, as with haproxy. Once the body is sent, a server that keeps
+/// silent past the timeout still gets 504.
+#[test]
+fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let o = origin("slow-upload");
+    let config = |port: u16| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 1s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  server s {}\n",
+            o.addr
+        )
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&config(hport), hport);
+    let _percore = Percore::start(&config(pport), pport);
+    let cases = |port: u16| {
+        let bulk = paced_upload(port, "/", (30, 10_000), Duration::from_millis(100));
+        let trickle = paced_upload(port, "/", (6, 1), Duration::from_millis(500));
+        let silent = paced_upload(port, "/?delay=2500", (1, 10), Duration::ZERO);
+        [bulk, trickle, silent].map(|r| (r.status, r.header("x-req-body")))
+    };
+    let theirs = std::thread::spawn(move || cases(hport));
+    let ours = cases(pport);
+    let theirs = theirs.join().unwrap();
+    assert_eq!(
+        theirs,
+        [
+            (200, Some("300000".into())),
+            (200, Some("6".into())),
+            (504, None)
+        ],
+        "haproxy"
+    );
+    assert_eq!(ours, theirs, "percore differs from haproxy");
 }

@@ -5,6 +5,7 @@
 use compio::buf::{BufResult, IntoInner, IoBuf, IoBufMut};
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::{pin, Pin};
@@ -89,6 +90,17 @@ impl Watchdog {
 
     /// Runs `f`, giving up at the deadline.
     pub async fn run<F: Future>(&mut self, f: F) -> Result<F::Output, IoFail> {
+        self.run_refreshed(f, None).await
+    }
+
+    /// Runs `f`, giving up at the deadline unless `refresh` says the socket was written
+    /// to since: then the deadline moves to that write plus the timeout, and `f` goes on
+    /// (it is never cancelled and started again, so no byte it read is lost).
+    pub async fn run_refreshed<F: Future>(
+        &mut self,
+        f: F,
+        refresh: Refresh<'_>,
+    ) -> Result<F::Output, IoFail> {
         let mut f = pin!(f);
         loop {
             let Some(deadline) = self.deadline else {
@@ -110,14 +122,40 @@ impl Watchdog {
                 Some(out) => return Ok(out),
                 None => {
                     self.timer = None;
-                    if Instant::now() >= deadline {
+                    let later = refresh.and_then(|(written, timeout)| written.plus(timeout));
+                    let until = later.map_or(deadline, |later| later.max(deadline));
+                    if Instant::now() >= until {
                         return Err(IoFail::Timeout);
                     }
+                    self.deadline = Some(until);
                 }
             }
         }
     }
 }
+
+/// When data last went out on a socket. As HAProxy does (unless `option
+/// independent-streams`), writing to a side refreshes the timeout of reading from it:
+/// a server taking a long upload is not timed out for not answering yet, nor is a
+/// client reading a long response for not sending.
+#[derive(Debug, Default)]
+pub struct Activity(Cell<Option<Instant>>);
+
+impl Activity {
+    /// Data was just written.
+    pub fn mark(&self) {
+        self.0.set(Some(Instant::now()));
+    }
+
+    /// `timeout` after the last write, if there was one.
+    fn plus(&self, timeout: Duration) -> Deadline {
+        self.0.get().map(|at| at + timeout)
+    }
+}
+
+/// What may move a read's deadline later: the writes to the same socket, and the read
+/// timeout counted from the last of them.
+pub type Refresh<'a> = Option<(&'a Activity, Duration)>;
 
 /// Reads more bytes after the ones already in `buf`, into its spare capacity (which the
 /// caller keeps non-empty). Returns how many arrived; 0 means end of stream.
@@ -126,9 +164,19 @@ pub async fn read_more(
     buf: Vec<u8>,
     wd: &mut Watchdog,
 ) -> (Result<usize, IoFail>, Vec<u8>) {
+    read_more_refreshed(s, buf, wd, None).await
+}
+
+/// [`read_more`], whose deadline `refresh` may move later.
+pub async fn read_more_refreshed(
+    s: &TcpStream,
+    buf: Vec<u8>,
+    wd: &mut Watchdog,
+    refresh: Refresh<'_>,
+) -> (Result<usize, IoFail>, Vec<u8>) {
     let mut r = s;
     let cap = buf.capacity();
-    match wd.run(r.read(buf.uninit())).await {
+    match wd.run_refreshed(r.read(buf.uninit()), refresh).await {
         Ok(BufResult(res, b)) => (res.map_err(IoFail::from), b.into_inner()),
         Err(e) => (Err(e), Vec::with_capacity(cap)),
     }

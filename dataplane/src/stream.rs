@@ -28,8 +28,8 @@ use crate::http::head::{
 use crate::http::message::start_line;
 use crate::http::{cookie, message};
 use crate::io::{
-    deadline, linger, read_more, read_ready, shutdown_write, wait_readable, write_all, write_range,
-    Deadline, IoFail, Watchdog,
+    deadline, linger, read_more, read_more_refreshed, read_ready, shutdown_write, wait_readable,
+    write_all, write_range, Activity, Deadline, IoFail, Watchdog,
 };
 use crate::log::record::{Cause, ClientCookie, Phase, Record, ServerCookie};
 use crate::plan::{first_set, Backend, BackendId, ErrorPages, Frontend, Plan};
@@ -1217,6 +1217,7 @@ impl<'a> Session<'a> {
         &'s mut self,
         server: &'s ServerConn<'_>,
         started: &'s Cell<bool>,
+        activity: &'s (Activity, Activity),
     ) -> (ResponsePath<'s>, Upload<'s>) {
         self.sbuf.clear();
         self.sbuf.reserve(self.bufsize);
@@ -1233,8 +1234,12 @@ impl<'a> Session<'a> {
                 txn: &mut self.txn,
                 req_head: &mut self.req_head,
                 server_timeout,
-                client: &self.client,
-                server: &server.stream,
+                sides: Sides {
+                    client: &self.client,
+                    server: &server.stream,
+                    to_client: &activity.0,
+                    to_server: &activity.1,
+                },
                 client_timeout: self.fe.settings.timeouts.client,
                 limits: self.limits,
                 sbuf: &mut self.sbuf,
@@ -1245,7 +1250,6 @@ impl<'a> Session<'a> {
                 log: self.log.as_deref_mut(),
             },
             Upload {
-                client: &self.client,
                 cbuf: &mut self.cbuf,
                 wd: &mut self.request_side,
             },
@@ -1261,7 +1265,8 @@ impl<'a> Session<'a> {
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let started = Cell::new(false);
-        let (path, _) = self.response_path(server, &started);
+        let activity = Default::default();
+        let (path, _) = self.response_path(server, &started, &activity);
         let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
         Ok(Exchange {
             server_reusable,
@@ -1302,12 +1307,12 @@ impl<'a> Session<'a> {
         let mut framing = info.framing;
         let (client_timeout, server_timeout) =
             (self.fe.settings.timeouts.client, self.server_timeout());
-        let (path, up) = self.response_path(server, started);
+        let activity = Default::default();
+        let (path, up) = self.response_path(server, started, &activity);
         let upload = pin!(forward_body(
-            (up.client, &server.stream),
+            Leg::upload(path.sides, (client_timeout, server_timeout)),
             up.cbuf,
             &mut framing,
-            (client_timeout, server_timeout),
             up.wd,
             uploaded,
             None,
@@ -1343,19 +1348,77 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Forwards one body from `from` to `to`, starting with the bytes already in `buf`;
-/// leaves in `buf` whatever follows the body (a pipelined request).
+/// The two sides of an exchange, and when each was last written to.
+#[derive(Clone, Copy)]
+struct Sides<'s> {
+    client: &'s TcpStream,
+    server: &'s TcpStream,
+    /// Response bytes written to the client.
+    to_client: &'s Activity,
+    /// Request bytes written to the server.
+    to_server: &'s Activity,
+}
+
+/// One direction of a body: read from one side, written to the other, each with its
+/// inactivity timeout.
+struct Leg<'s> {
+    from: &'s TcpStream,
+    to: &'s TcpStream,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// Marked at each write to `to`.
+    wrote_to: &'s Activity,
+    /// The writes to `from` (by the other direction), which refresh the read timeout.
+    wrote_from: &'s Activity,
+}
+
+impl<'s> Leg<'s> {
+    /// The request body's way, client to server.
+    fn upload(sides: Sides<'s>, (client, server): (Option<Duration>, Option<Duration>)) -> Self {
+        Self {
+            from: sides.client,
+            to: sides.server,
+            read_timeout: client,
+            write_timeout: server,
+            wrote_to: sides.to_server,
+            wrote_from: sides.to_client,
+        }
+    }
+
+    /// The response body's way, server to client.
+    fn download(sides: Sides<'s>, (client, server): (Option<Duration>, Option<Duration>)) -> Self {
+        Self {
+            from: sides.server,
+            to: sides.client,
+            read_timeout: server,
+            write_timeout: client,
+            wrote_to: sides.to_client,
+            wrote_from: sides.to_server,
+        }
+    }
+}
+
+/// Forwards one body along `leg`, starting with the bytes already in `buf`; leaves in
+/// `buf` whatever follows the body (a pipelined request).
 /// `moved` counts the bytes written. A response's server `slot` is given back once its
 /// last bytes are read, before they are sent.
 async fn forward_body(
-    (from, to): (&TcpStream, &TcpStream),
+    leg: Leg<'_>,
     buf: &mut Vec<u8>,
     framing: &mut Framing,
-    (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
     wd: &mut Watchdog,
     moved: &mut u64,
     slot: Option<&Slot<'_>>,
 ) -> Result<(), BodyFail> {
+    let Leg {
+        from,
+        to,
+        read_timeout,
+        write_timeout,
+        wrote_to,
+        wrote_from,
+    } = leg;
+    let refresh = read_timeout.map(|t| (wrote_from, t));
     loop {
         if !buf.is_empty() {
             let n = framing.advance(buf)?;
@@ -1377,13 +1440,20 @@ async fn forward_body(
                     })
                 })?;
                 *moved += n as u64;
+                wrote_to.mark();
                 buf.drain(..n);
             }
         }
         if framing.is_done() {
             return Ok(());
         }
-        let (res, b) = read_more(from, std::mem::take(buf), wd.until(deadline(read_timeout))).await;
+        let (res, b) = read_more_refreshed(
+            from,
+            std::mem::take(buf),
+            wd.until(deadline(read_timeout)),
+            refresh,
+        )
+        .await;
         *buf = b;
         match res {
             Ok(0) if *framing == Framing::UntilClose => return Ok(()),
@@ -1413,8 +1483,8 @@ struct ResponsePath<'s> {
     req_head: &'s mut Vec<u8>,
     /// `timeout server` for this request.
     server_timeout: Option<Duration>,
-    client: &'s TcpStream,
-    server: &'s TcpStream,
+    /// The client and server, and when each was last written to.
+    sides: Sides<'s>,
     client_timeout: Option<Duration>,
     limits: Limits,
     sbuf: &'s mut Vec<u8>,
@@ -1431,7 +1501,6 @@ struct ResponsePath<'s> {
 
 /// What streaming the request body needs, alongside a [`ResponsePath`].
 struct Upload<'s> {
-    client: &'s TcpStream,
     cbuf: &'s mut Vec<u8>,
     /// Deadlines of the request side.
     wd: &'s mut Watchdog,
@@ -1489,10 +1558,11 @@ impl ResponsePath<'_> {
             let info = match parsed {
                 Ok(Some(info)) => info,
                 Ok(None) => {
-                    let (res, b) = read_more(
-                        self.server,
+                    let (res, b) = read_more_refreshed(
+                        self.sides.server,
                         std::mem::take(self.sbuf),
                         self.wd.until(deadline(self.server_timeout)),
+                        self.server_timeout.map(|t| (self.sides.to_server, t)),
                     )
                     .await;
                     *self.sbuf = b;
@@ -1560,12 +1630,13 @@ impl ResponsePath<'_> {
             let head = std::mem::take(self.head);
             let head_len = head.len() as u64;
             *self.head = write_all(
-                self.client,
+                self.sides.client,
                 head,
                 self.wd.until(deadline(self.client_timeout)),
             )
             .await
             .map_err(|_| ResponseFail::Broken(Cause::ClientAbort))?;
+            self.sides.to_client.mark();
             self.started.set(true);
             if let Some(rec) = self.log.as_deref_mut() {
                 rec.bytes_out += head_len;
@@ -1579,8 +1650,8 @@ impl ResponsePath<'_> {
                 let idle_server = first_set(&[tunnel, self.server_timeout]);
                 let pending = std::mem::take(self.sbuf);
                 crate::tcp::tunnel(
-                    self.client,
-                    self.server,
+                    self.sides.client,
+                    self.sides.server,
                     Vec::new(),
                     pending,
                     idle_client,
@@ -1596,10 +1667,9 @@ impl ResponsePath<'_> {
             let until_close = framing == Framing::UntilClose;
             let mut sent = 0;
             let forwarded = forward_body(
-                (self.server, self.client),
+                Leg::download(self.sides, (self.client_timeout, self.server_timeout)),
                 self.sbuf,
                 &mut framing,
-                (self.server_timeout, self.client_timeout),
                 self.wd,
                 &mut sent,
                 Some(self.slot),
