@@ -154,3 +154,256 @@ fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
     );
     assert_eq!(ours, theirs, "percore differs from haproxy");
 }
+
+/// An origin that answers each request with the bytes scripted for its path (query
+/// and absolute-form authority left out; `ok` otherwise), keeping connections open, and
+/// records what it received: each request's head, and a chunked body as it came.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn start(answers: &'static [(&'static str, &'static [u8])]) -> Scripted {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || Scripted::serve(conn, answers, &log));
+            }
+        });
+        Scripted { addr, seen }
+    }
+
+    fn serve(
+        conn: std::net::TcpStream,
+        answers: &[(&str, &[u8])],
+        log: &std::sync::Mutex<Vec<String>>,
+    ) {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut fill = |buf: &mut Vec<u8>, until: &dyn Fn(&[u8]) -> bool| {
+            while !until(buf) {
+                match (&conn).read(&mut chunk) {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return false,
+                }
+            }
+            true
+        };
+        loop {
+            let end_of_head = |b: &[u8]| b.windows(4).any(|w| w == b"\r\n\r\n");
+            if !fill(&mut buf, &end_of_head) {
+                return;
+            }
+            let at = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let head = String::from_utf8_lossy(&buf[..at]).into_owned();
+            buf.drain(..at);
+            let lower = head.to_ascii_lowercase();
+            let mut record = head.clone();
+            if lower.contains("transfer-encoding: chunked") {
+                // Ends at the empty line after the last chunk (its trailers included).
+                let ended =
+                    |b: &[u8]| b.windows(3).any(|w| w == b"0\r\n") && b.ends_with(b"\r\n\r\n");
+                if !fill(&mut buf, &ended) {
+                    return;
+                }
+                record.push_str(&String::from_utf8_lossy(&buf));
+                buf.clear();
+            } else if let Some(len) = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.split(',').next()?.trim().parse::<usize>().ok())
+            {
+                if !fill(&mut buf, &|b: &[u8]| b.len() >= len) {
+                    return;
+                }
+                buf.drain(..len);
+            }
+            log.lock().unwrap().push(record);
+            let target = head.split(' ').nth(1).unwrap_or("/");
+            let path = target.split_once("://").map_or(target, |(_, rest)| {
+                rest.find('/').map_or("/", |i| &rest[i..])
+            });
+            let path = path.split('?').next().unwrap_or(path);
+            let answer = answers.iter().find(|(p, _)| *p == path).map_or(
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
+                |(_, a)| a,
+            );
+            if (&conn).write_all(answer).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// What it received so far, and forgets it.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// Sends `raw` on a new connection and reads everything until the proxy closes.
+fn exchange_raw(port: u16, raw: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut s = connect(port);
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The status of a raw response, and its head lines lowercased (haproxy lowercases
+/// header names; percore keeps them as received).
+fn status_and_head(raw: &[u8]) -> (u16, Vec<String>, Vec<u8>) {
+    let text = String::from_utf8_lossy(raw);
+    let Some(at) = text.find("\r\n\r\n") else {
+        return (0, Vec::new(), Vec::new());
+    };
+    let lines: Vec<String> = text[..at].lines().map(|l| l.to_ascii_lowercase()).collect();
+    let status = lines
+        .first()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, lines, raw[at + 4..].to_vec())
+}
+
+/// A chunked body's payload and trailers, checking that every size line is canonical
+/// (the size alone); a body that is not chunked is returned as it is.
+fn dechunk(body: &str) -> (String, String) {
+    let mut rest = body;
+    let mut payload = String::new();
+    loop {
+        let Some((line, after)) = rest.split_once("\r\n") else {
+            return (body.to_string(), String::new());
+        };
+        let Ok(size) = usize::from_str_radix(line, 16) else {
+            return (body.to_string(), String::new());
+        };
+        if size == 0 {
+            return (payload, after.to_string());
+        }
+        payload.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+/// Requests that name two hosts, carry a fragment, or frame their body in a way that
+/// has several spellings: refused, or forwarded in one canonical form, as haproxy does.
+#[test]
+fn requests_are_refused_or_normalized_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let (theirs, ours) = (Scripted::start(&[]), Scripted::start(&[]));
+    let config = |port: u16, origin: &Scripted| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  http-request deny if {{ hdr(host) -i internal.example }}\n  default_backend be\n\nbackend be\n  server s {}\n",
+            origin.addr
+        )
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&config(hport, &theirs), hport);
+    let _percore = Percore::start(&config(pport, &ours), pport);
+    let refused: &[&[u8]] = &[
+        b"GET http://internal.example/ HTTP/1.1\r\nHost: public.example\r\nConnection: close\r\n\r\n",
+        b"GET http://user@internal.example/ HTTP/1.1\r\nHost: public.example\r\nConnection: close\r\n\r\n",
+        b"GET /a#frag HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ];
+    for raw in refused {
+        for (name, port, origin) in [("haproxy", hport, &theirs), ("percore", pport, &ours)] {
+            let (status, _, _) = status_and_head(&exchange_raw(port, raw));
+            assert_eq!(status, 400, "{name} on {:?}", String::from_utf8_lossy(raw));
+            assert_eq!(origin.take(), Vec::<String>::new(), "{name} forwarded it");
+        }
+    }
+    let forwarded: &[&[u8]] = &[
+        b"GET http://user@public.example/ HTTP/1.1\r\nHost: public.example\r\nConnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5 ;a=b\r\nhello\r\n3\t\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+    ];
+    for raw in forwarded {
+        let mut received = Vec::new();
+        for (name, port, origin) in [("haproxy", hport, &theirs), ("percore", pport, &ours)] {
+            let (status, _, _) = status_and_head(&exchange_raw(port, raw));
+            assert_eq!(status, 200, "{name} on {:?}", String::from_utf8_lossy(raw));
+            let seen = origin.take().concat().to_ascii_lowercase();
+            let lengths = seen.matches("content-length:").count();
+            let body = seen.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            received.push((lengths, dechunk(body)));
+        }
+        assert_eq!(
+            received[1],
+            received[0],
+            "percore forwards {:?} unlike haproxy",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+/// Responses with two framings, a repeated length, non-canonical or broken chunks, an
+/// unsolicited `101` followed by a smuggled response, or a status below 100.
+#[test]
+fn responses_are_refused_or_normalized_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    static ANSWERS: &[(&str, &[u8])] = &[
+        ("/cl-te", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        ("/cl-list", b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"),
+        ("/cl-dup", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+        ("/chunk-blank", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"),
+        ("/chunk-ext", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\n\r\n"),
+        ("/chunk-junk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n"),
+        ("/trailer-junk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nnocolon\r\n\r\n"),
+        ("/unsolicited-101", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"),
+    ];
+    let (theirs, ours) = (Scripted::start(ANSWERS), Scripted::start(ANSWERS));
+    let config = |port: u16, origin: &Scripted| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  server s {}\n",
+            origin.addr
+        )
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&config(hport, &theirs), hport);
+    let _percore = Percore::start(&config(pport, &ours), pport);
+    for (path, _) in ANSWERS {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = |port| {
+            let (status, head, body) = status_and_head(&exchange_raw(port, raw.as_bytes()));
+            let lengths: Vec<String> = head
+                .iter()
+                .filter(|l| l.starts_with("content-length:") || l.starts_with("transfer-encoding:"))
+                .cloned()
+                .collect();
+            // Error pages differ between the two; their status is what counts.
+            let body = if status == 200 { body } else { Vec::new() };
+            (status, lengths, String::from_utf8_lossy(&body).into_owned())
+        };
+        let (h, p) = (answer(hport), answer(pport));
+        assert_eq!(p, h, "{path}: percore answers unlike haproxy");
+    }
+    // The connection that carried the unsolicited 101 was not kept: a next request
+    // gets a fresh one, and the bytes smuggled after the 101 reach nobody.
+    let mut s = connect(pport);
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!((r.status, r.text()), (200, "ok".to_string()));
+    }
+    // haproxy forwards a status below 100 as it is; percore answers 502 (RFC 9110 15:
+    // a status code is 100 to 599), as it never writes "HTTP/1.1 99" either.
+    static EARLY: &[(&str, &[u8])] =
+        &[("/", b"HTTP/1.1 099 Early\r\nContent-Length: 5\r\n\r\nhello")];
+    let early = Scripted::start(EARLY);
+    let port = free_port();
+    let _early = Percore::start(&config(port, &early), port);
+    assert_eq!(get(port, "/").status, 502);
+}

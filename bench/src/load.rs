@@ -424,7 +424,7 @@ async fn exchange(
     let mut framing = framing;
     loop {
         if !buf.is_empty() {
-            let Ok(n) = framing.advance(&buf) else {
+            let Ok(n) = framing.advance(&mut buf, usize::MAX) else {
                 return (Err(Fail::Read), buf);
             };
             buf.drain(..n);

@@ -202,7 +202,9 @@ async fn serve(stream: TcpStream, name: Rc<str>, serial: u64, stats: Arc<Stats>)
         let mut received: u64 = 0;
         while !framing.is_done() {
             if !buf.is_empty() {
-                let Ok(n) = framing.advance(&buf) else { return };
+                let Ok(n) = framing.advance(&mut buf, usize::MAX) else {
+                    return;
+                };
                 received += n as u64;
                 buf.drain(..n);
                 if framing.is_done() {

@@ -1421,7 +1421,7 @@ async fn forward_body(
     let refresh = read_timeout.map(|t| (wrote_from, t));
     loop {
         if !buf.is_empty() {
-            let n = framing.advance(buf)?;
+            let n = framing.advance(buf, buf.len())?;
             if let (true, Some(slot)) = (framing.is_done(), slot) {
                 slot.release();
             }
@@ -1446,6 +1446,10 @@ async fn forward_body(
         }
         if framing.is_done() {
             return Ok(());
+        }
+        // A chunk-size or trailer line is only consumed whole: room for the rest of it.
+        if buf.len() == buf.capacity() {
+            buf.reserve(crate::http::body::LINE_LIMIT);
         }
         let (res, b) = read_more_refreshed(
             from,
@@ -1617,14 +1621,18 @@ impl ResponsePath<'_> {
             let carried = match info.status {
                 200.. => {
                     let at_hand = self.sbuf.len().min(COALESCE_LIMIT);
-                    framing.advance(&self.sbuf[..at_hand])
+                    framing.advance(self.sbuf, at_hand)
                 }
                 _ => Ok(0),
             };
-            let n = *carried.as_ref().unwrap_or(&0);
+            // Invalid framing among the body bytes that came with the head: nothing
+            // has reached the client yet, so it gets a 502, as from HAProxy.
+            let Ok(n) = carried else {
+                return Err(self.fail(502));
+            };
             self.head.extend_from_slice(&self.sbuf[..n]);
             self.sbuf.drain(..n);
-            if info.status >= 200 && carried.is_ok() && framing.is_done() {
+            if info.status >= 200 && framing.is_done() {
                 self.slot.release();
             }
             let head = std::mem::take(self.head);
@@ -1640,9 +1648,6 @@ impl ResponsePath<'_> {
             self.started.set(true);
             if let Some(rec) = self.log.as_deref_mut() {
                 rec.bytes_out += head_len;
-            }
-            if carried.is_err() {
-                return Err(ResponseFail::Broken(Cause::Proxy));
             }
             if info.status == 101 && request.upgrade {
                 let tunnel = self.txn.tunnel_timeout.or(self.be.settings.timeouts.tunnel);

@@ -310,6 +310,17 @@ pub fn parse_request(
     if hosts > 1 {
         return Err(HeadError::Bad("several Host headers"));
     }
+    if path.contains('#') {
+        return Err(HeadError::Bad("fragment in the request target"));
+    }
+    if let Some(target) = absolute_authority(path) {
+        let host = req.headers.iter().find(|h| eq(h.name, "host"));
+        if host.is_some_and(|h| !same_authority(target, h.value)) {
+            return Err(HeadError::Bad(
+                "Host differs from the request target's authority",
+            ));
+        }
+    }
     let framing = if te.seen {
         if cl.is_some() {
             return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
@@ -344,6 +355,7 @@ pub fn parse_request(
     } else {
         b" HTTP/1.1\r\n"
     });
+    let mut lengths = OneLength::new(cl, te.seen);
     for h in req.headers.iter() {
         if is_hop_by_hop(h.name) || (tokens.names(h.name) && !(upgrade && eq(h.name, "upgrade"))) {
             continue;
@@ -351,7 +363,7 @@ pub fn parse_request(
         if eq(h.name, "upgrade") && !upgrade {
             continue;
         }
-        push_header(out, h.name.as_bytes(), h.value);
+        lengths.push(out, h);
     }
     out.extend_from_slice(b"\r\n");
     Ok(Some(RequestInfo {
@@ -388,6 +400,69 @@ pub fn finish_request(out: &mut Vec<u8>, info: &RequestInfo, edits: RequestEdits
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a message's `Content-Length` once, whatever the number of lines and list
+/// members it came with, and not at all beside `Transfer-Encoding` (RFC 9112 6.3),
+/// passing every other header on.
+struct OneLength {
+    /// The length to write at the first `Content-Length` line, until it is written.
+    pending: Option<u64>,
+}
+
+impl OneLength {
+    fn new(cl: Option<u64>, transfer_encoding: bool) -> Self {
+        Self {
+            pending: cl.filter(|_| !transfer_encoding),
+        }
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, h: &httparse::Header<'_>) {
+        if !eq(h.name, "content-length") {
+            push_header(out, h.name.as_bytes(), h.value);
+        } else if let Some(n) = self.pending.take() {
+            let mut digits = itoa::Buffer::new();
+            push_header(out, h.name.as_bytes(), digits.format(n).as_bytes());
+        }
+    }
+}
+
+/// The scheme and authority of an absolute-form request target
+/// (`http://host[:port]/...`), user information left out; `None` for any other form.
+fn absolute_authority(target: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = target.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+    {
+        return None;
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    Some((
+        scheme,
+        authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host),
+    ))
+}
+
+/// Whether a `Host` value names the same authority as the request target's: case
+/// aside, and with the scheme's default port written or not, as HAProxy compares.
+fn same_authority((scheme, authority): (&str, &str), host: &[u8]) -> bool {
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    let bare = |a: &[u8]| -> Vec<u8> {
+        let a = a.trim_ascii();
+        let a = a.strip_suffix(default_port.as_bytes()).unwrap_or(a);
+        let a = a.strip_suffix(b":").unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    bare(authority.as_bytes()) == bare(host)
 }
 
 fn ip_text(ip: IpAddr) -> String {
@@ -443,7 +518,15 @@ pub fn parse_response(
         fh.observe(h.name, h.value)?;
     }
     let FramingHeaders { tokens, cl, te } = fh;
-    let switching = status == 101 && request.upgrade;
+    if !(100..=599).contains(&status) {
+        return Err(HeadError::Bad("invalid status code"));
+    }
+    // A switch the request did not ask for would turn what follows into a response
+    // nobody can frame: refused, and the connection closed, as HAProxy does.
+    if status == 101 && !request.upgrade {
+        return Err(HeadError::Bad("101 without an upgrade request"));
+    }
+    let switching = status == 101;
     let framing =
         if request.is_head || (100..200).contains(&status) || status == 204 || status == 304 {
             Framing::Empty
@@ -478,12 +561,13 @@ pub fn parse_response(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut lengths = OneLength::new(cl, te.seen);
     for h in resp.headers.iter() {
         if is_hop_by_hop(h.name) || (tokens.names(h.name) && !(switching && eq(h.name, "upgrade")))
         {
             continue;
         }
-        push_header(out, h.name.as_bytes(), h.value);
+        lengths.push(out, h);
     }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -557,6 +641,75 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.0\r\nX-Forwarded-For: 192.0.2.7\r\nX-Original-To: 10.0.0.1\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn absolute_form_and_host_must_agree() {
+        let ok = |raw: &[u8]| req(raw).unwrap().unwrap().1;
+        let bad = |raw: &[u8]| req(raw).unwrap_err().status();
+        assert_eq!(
+            bad(b"GET http://internal.example/ HTTP/1.1\r\nHost: public.example\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            bad(b"GET http://u@internal.example/ HTTP/1.1\r\nHost: public.example\r\n\r\n"),
+            400
+        );
+        for same in [
+            &b"GET http://public.example/ HTTP/1.1\r\nHost: public.example\r\n\r\n"[..],
+            b"GET http://user:pw@PUBLIC.example:80/x HTTP/1.1\r\nHost: public.example\r\n\r\n",
+            b"GET https://public.example:443?q HTTP/1.1\r\nHost: Public.Example\r\n\r\n",
+            b"GET http://public.example:8080/ HTTP/1.1\r\nHost: public.example:8080\r\n\r\n",
+            b"GET http://x/ HTTP/1.0\r\n\r\n",
+        ] {
+            ok(same);
+        }
+        assert_eq!(
+            bad(b"GET http://public.example:8080/ HTTP/1.1\r\nHost: public.example\r\n\r\n"),
+            400
+        );
+        assert_eq!(bad(b"GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(bad(b"GET a:// HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn one_content_length_goes_out() {
+        let (_, out) = req(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\nA: b\r\nContent-Length: 2\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nA: b\r\n\r\n"
+        );
+        let (request, _) = req(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let mut out = Vec::new();
+        let both = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let r = parse_response(both, LIMITS, &request, false, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.framing, Framing::chunked());
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let listed = b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n";
+        parse_response(listed, LIMITS, &request, false, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn odd_statuses_are_refused() {
+        let (request, _) = req(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        let mut out = Vec::new();
+        for head in [
+            &b"HTTP/1.1 099 Early\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 600 Late\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+        ] {
+            assert!(parse_response(head, LIMITS, &request, false, &mut out).is_err());
+        }
     }
 
     #[test]
