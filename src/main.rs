@@ -85,19 +85,24 @@ fn run(args: &Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Compiled in check mode too: server addresses resolve here, as in HAProxy, so `-c`
+    // refuses a configuration that could not start.
+    let plan = match Plan::compile(&config) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : config : {e}");
+            if args.check_only {
+                eprintln!("[ALERT]    ({pid}) : config : Fatal errors found in configuration.");
+            }
+            return ExitCode::from(1);
+        }
+    };
     if args.check_only {
         if !args.quiet {
             println!("Configuration file is valid");
         }
         return ExitCode::SUCCESS;
     }
-    let plan = match Plan::compile(&config) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            eprintln!("[ALERT]    ({pid}) : config : {e}");
-            return ExitCode::from(1);
-        }
-    };
     let daemonize = args.daemon || (config.global.daemon && !args.foreground);
     let pidfile = args
         .pidfile

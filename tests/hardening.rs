@@ -407,3 +407,92 @@ fn responses_are_refused_or_normalized_as_in_haproxy() {
     let _early = Percore::start(&config(port, &early), port);
     assert_eq!(get(port, "/").status, 502);
 }
+
+/// Runs `percore -c` on `text`, killed after 10 s: (exit code, stderr). `None` for
+/// the code when it had to be killed.
+fn check_config(text: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    let path = write_config(text);
+    let mut child = std::process::Command::new(percore_bin())
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = std::fs::remove_file(path);
+    (code, err)
+}
+
+/// `-c` refuses what could not start or was cut (as haproxy does), and what names a
+/// device or an oversized file to read at load (haproxy truncates those pages; a cut
+/// page would be a broken response, so percore refuses them), each with its line.
+#[test]
+fn check_refuses_configs_that_cannot_start_or_read_too_much() {
+    let head =
+        "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n";
+    let big = temp_path("page");
+    let mut page = b"HTTP/1.0 503 Busy\r\n\r\n".to_vec();
+    page.resize(20_000, b'x');
+    std::fs::write(&big, page).unwrap();
+    let cases = [
+        (
+            format!("{head}backend be\n  server s 1.2.3.18446744073709551616:80\n"),
+            ":7] : server 's': could not resolve",
+        ),
+        (
+            format!("{head}backend be\n  server s 127.0.0.1:80"),
+            ":7] : Missing LF on last line",
+        ),
+        (
+            format!("{head}frontend fe\n  bind 127.0.0.1:1\n  errorfile 503 /dev/urandom\n"),
+            ":8] : 'errorfile 503': '/dev/urandom' is not a regular file",
+        ),
+        (
+            format!("{head}frontend fe\n  bind 127.0.0.1:1\n  errorfile 503 /dev/zero\n"),
+            ":8] : 'errorfile 503': '/dev/zero' is not a regular file",
+        ),
+        (
+            format!("{head}frontend fe\n  bind 127.0.0.1:1\n  errorfile 503 {}\n", big.display()),
+            ":8] : the error page is 20000 bytes, larger than tune.bufsize (16384)",
+        ),
+        (
+            format!("{head}frontend fe\n  bind 127.0.0.1:1\n  http-request deny if {{ path -f /dev/zero }}\n"),
+            "'/dev/zero' is not a regular file",
+        ),
+    ];
+    for (text, expected) in &cases {
+        let (code, err) = check_config(text);
+        assert_eq!(code, Some(1), "{text}\n{err}");
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+    // The same first two as haproxy -c, which refuses them too.
+    if have("haproxy") {
+        for (text, _) in &cases[..2] {
+            let path = write_config(text);
+            let out = std::process::Command::new("haproxy")
+                .arg("-c")
+                .arg("-f")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "haproxy accepted:\n{text}");
+        }
+    }
+    let _ = std::fs::remove_file(big);
+}

@@ -93,7 +93,7 @@ pub fn errorfile(args: &[String]) -> Result<ErrorFile, String> {
 
 /// Reads a file holding a complete HTTP/1 response (or nothing at all).
 pub fn read_response(file: &str) -> Result<Vec<u8>, String> {
-    let response = std::fs::read(file).map_err(|e| format!("cannot read '{file}': {e}"))?;
+    let response = crate::files::read_regular(file, crate::files::PAGE_LIMIT)?;
     complete_response(file, response)
 }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cond;
 pub mod error;
+pub mod files;
 pub mod global;
 pub mod http_errors;
 pub mod lexer;

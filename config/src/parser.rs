@@ -4,6 +4,8 @@
 
 use crate::cond;
 use crate::error::{ConfigError, Diagnostic, Location, Severity};
+use crate::files::page_fits;
+use crate::http_errors::ErrorPage;
 use crate::lexer::{split_line, EnvLookup};
 use crate::model::{Config, Proxy, ProxyKind};
 use crate::{global, http_errors, peers, proxy, resolvers, validate};
@@ -101,12 +103,28 @@ impl<'e> Parser<'e> {
     }
 
     fn add_file(&mut self, path: &Path) {
-        match std::fs::read(path) {
-            Ok(bytes) => self.add_text(path, &String::from_utf8_lossy(&bytes)),
-            Err(e) => self.global_alert(format!(
-                "Could not open configuration file {} : {e}",
-                path.display()
-            )),
+        let name = path.display().to_string();
+        let read = std::fs::File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| crate::files::read_bounded(f, &name, crate::files::CONFIG_LIMIT));
+        match read {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                self.add_text(path, &text);
+                // As in HAProxy: a last line without its LF may be a cut file.
+                if !text.is_empty() && !text.ends_with('\n') {
+                    let location = Location {
+                        file: Arc::new(path.to_path_buf()),
+                        line: text.lines().count(),
+                    };
+                    let column = text.lines().last().map_or(0, str::len) + 1;
+                    self.diagnostics.push(Diagnostic::alert(
+                        &location,
+                        format!("Missing LF on last line, file might have been truncated at position {column}."),
+                    ));
+                }
+            }
+            Err(e) => self.global_alert(format!("Could not open configuration file {name} : {e}")),
         }
     }
 
@@ -258,6 +276,8 @@ impl<'e> Parser<'e> {
             return;
         }
         let mut warnings = Vec::new();
+        // Pages are checked against the buffer size known so far, as HAProxy does.
+        let bufsize = self.config.global.tune.bufsize;
         let result = match self.section {
             Section::None => Err(format!("unknown keyword '{}' out of section", words[0])),
             Section::Broken => Ok(()),
@@ -267,11 +287,24 @@ impl<'e> Parser<'e> {
                     ProxyRef::Defaults(i) => &mut self.defaults[i],
                     ProxyRef::Proxy(i) => &mut self.config.proxies[i],
                 };
-                proxy::keyword(p, words, location, &mut warnings)
+                proxy::keyword(p, words, location, &mut warnings).and_then(|()| {
+                    match (words[0].as_str(), p.errorfiles.last()) {
+                        ("errorfile", Some(ErrorPage::File(f))) => page_fits(&f.response, bufsize),
+                        _ => Ok(()),
+                    }
+                })
             }
             Section::Peers(i) => peers::keyword(&mut self.config.peers[i], words),
             Section::Resolvers(i) => resolvers::keyword(&mut self.config.resolvers[i], words),
-            Section::HttpErrors(i) => http_errors::keyword(&mut self.config.http_errors[i], words),
+            Section::HttpErrors(i) => {
+                let section = &mut self.config.http_errors[i];
+                http_errors::keyword(section, words).and_then(|()| {
+                    section
+                        .pages
+                        .last()
+                        .map_or(Ok(()), |f| page_fits(&f.response, bufsize))
+                })
+            }
         };
         for w in warnings {
             self.diagnostics.push(Diagnostic::warning(location, w));

@@ -22,7 +22,8 @@ pub type FileReader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 
 /// Reads a file from the file system, relative to the working directory as HAProxy does.
 pub fn read_file(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read '{path}': {e}"))
+    let bytes = crate::files::read_regular(path, crate::files::LIST_LIMIT)?;
+    String::from_utf8(bytes).map_err(|_| format!("cannot read '{path}': not UTF-8 text"))
 }
 
 /// Helpers shared by the rule modules' unit tests.
