@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, as root or through sudo), then runs
 # the formatting and lint checks and every test: unit tests and the end-to-end tests
-# that start the real binary against real sockets, haproxy included.
+# that start the real binary against real sockets, haproxy included; then each fuzz
+# target for 30 s (fuzz.sh installs cargo-fuzz from crates.io when missing).
 set -euo pipefail
 cd "$(dirname "$0")"
 missing=()
@@ -32,3 +33,6 @@ else
   echo "WARNING: clippy is not installed; lints not checked" >&2
 fi
 cargo test --workspace --quiet 2>&1
+# Every decoder's fuzz target, briefly, so that a regression shows (./fuzz.sh 600 for
+# the long runs).
+./fuzz.sh 30
