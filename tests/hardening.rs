@@ -496,3 +496,38 @@ fn check_refuses_configs_that_cannot_start_or_read_too_much() {
     }
     let _ = std::fs::remove_file(big);
 }
+
+/// With `option redispatch`, a request that meets a dead server (no checks) goes to
+/// the other one at once, as with haproxy, instead of waiting the 1 s connect
+/// turn-around twice: no request of a round-robin over one live and one dead server
+/// takes long.
+#[test]
+fn a_dead_server_costs_no_turn_around_with_redispatch() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let live = origin("live");
+    let dead = free_addr();
+    let config = |port: u16| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n  retries 3\n  option redispatch\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance roundrobin\n  server live {}\n  server dead {dead}\n",
+            live.addr
+        )
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&config(hport), hport);
+    let _percore = Percore::start(&config(pport), pport);
+    for (name, port) in [("haproxy", hport), ("percore", pport)] {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..6 {
+            let t = Instant::now();
+            assert_eq!(get(port, "/").status, 200, "{name}");
+            slowest = slowest.max(t.elapsed());
+        }
+        assert!(
+            slowest < Duration::from_millis(500),
+            "{name}: a request took {slowest:?}"
+        );
+    }
+}

@@ -345,8 +345,10 @@ impl Splice {
 /// Boolean and small `option` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
-    /// `option redispatch`: the last retry may go to another server.
-    pub redispatch: bool,
+    /// `option redispatch [INTERVAL]`: which retries go to another server; `None` when
+    /// off (`no option redispatch`, or an interval of 0). A positive P moves every Pth
+    /// retry; a negative N the Nth retry before the last (-1, the default: the last).
+    pub redispatch: Option<i32>,
     /// `option http-server-close` / `option httpclose`.
     pub http_conn_mode: HttpConnMode,
     /// `option forwardfor`.

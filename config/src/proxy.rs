@@ -769,12 +769,14 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
     let flag = |rest: &[String]| no_args(&format!("option {name}"), rest);
     match name.as_str() {
         "redispatch" => {
-            if let Some(n) = rest.first() {
-                let _: i32 = n.parse().map_err(|_| {
+            let interval: i32 = match rest {
+                [] => -1,
+                [n] => n.parse().map_err(|_| {
                     format!("'option redispatch' expects an optional interval, got '{n}'")
-                })?;
-            }
-            o.redispatch = on;
+                })?,
+                _ => return Err("'option redispatch' takes at most an interval".into()),
+            };
+            o.redispatch = (on && interval != 0).then_some(interval);
         }
         "http-server-close" => {
             flag(rest)?;

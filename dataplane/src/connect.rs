@@ -326,7 +326,21 @@ pub async fn connect<'p>(
                 drop(slot);
                 retries_left -= 1;
                 trace.retries += 1;
-                if be.redispatch && retries_left == 0 {
+                let retry = Retry {
+                    number: be.retries - retries_left,
+                    server_down: !sp.is_up(),
+                    // Not bound to the server by persistence or a hash, and others can
+                    // take the request.
+                    free: choice == Choice::Balance
+                        && !matches!(be.balance, Balance::Random(_))
+                        && be
+                            .servers
+                            .iter()
+                            .filter(|s| !s.backup && s.usable())
+                            .count()
+                            > 1,
+                };
+                if retry.redispatches(be.redispatch, be.retries) {
                     let next = pick(Some(server)).unwrap_or(server);
                     trace.redispatched = next != server;
                     server = next;
@@ -338,6 +352,33 @@ pub async fn connect<'p>(
                 }
             }
         }
+    }
+}
+
+/// A connection retry about to be made, as HAProxy weighs it.
+struct Retry {
+    /// Which retry this is, from 1.
+    number: u32,
+    /// The server that failed is known to be down.
+    server_down: bool,
+    /// The request may go to any server and more than one can take it.
+    free: bool,
+}
+
+impl Retry {
+    /// Whether the retry goes to another server at once, under `option redispatch
+    /// INTERVAL` and `retries`, rather than waiting the turn-around (up to 1 s) and
+    /// trying the same server again. As in HAProxy: at once when the server is down or
+    /// the request is free to go elsewhere; otherwise on the retries the interval names.
+    fn redispatches(&self, interval: Option<i32>, retries: u32) -> bool {
+        let Some(interval) = interval else {
+            return false;
+        };
+        let every = match interval {
+            p if p > 0 => p.unsigned_abs(),
+            n => (i64::from(retries) + 1 + i64::from(n)).max(1) as u32,
+        };
+        self.server_down || self.free || self.number.is_multiple_of(every)
     }
 }
 
@@ -360,4 +401,38 @@ async fn open(sp: &ServerPlan, at: Deadline, origin: Origin) -> Result<ServerStr
         write_all(&stream, h, crate::io::Watchdog::default().until(at)).await?;
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retry;
+
+    #[test]
+    fn redispatch_intervals_as_in_haproxy() {
+        let bound = |number| Retry {
+            number,
+            server_down: false,
+            free: false,
+        };
+        let moves = |interval, retries| -> Vec<bool> {
+            (1..=retries)
+                .map(|n| bound(n).redispatches(interval, retries))
+                .collect()
+        };
+        // The default moves on the last retry; -2 on the one before; 1 on each; 2 on
+        // every second; off never.
+        assert_eq!(moves(Some(-1), 3), [false, false, true]);
+        assert_eq!(moves(Some(-2), 3), [false, true, false]);
+        assert_eq!(moves(Some(1), 3), [true, true, true]);
+        assert_eq!(moves(Some(2), 4), [false, true, false, true]);
+        assert_eq!(moves(None, 3), [false, false, false]);
+        // A request free to go elsewhere, or a server known down, moves at once.
+        let free = Retry {
+            number: 1,
+            server_down: false,
+            free: true,
+        };
+        assert!(free.redispatches(Some(-1), 3));
+        assert!(!free.redispatches(None, 3));
+    }
 }

@@ -176,8 +176,8 @@ pub struct Backend {
     pub allbackups: bool,
     /// `retries`.
     pub retries: u32,
-    /// `option redispatch`.
-    pub redispatch: bool,
+    /// `option redispatch [INTERVAL]` (see `percore_config::Options::redispatch`).
+    pub redispatch: Option<i32>,
     /// `http-reuse`.
     pub reuse: HttpReuse,
     /// Where server state changes are logged.
