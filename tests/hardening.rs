@@ -156,7 +156,8 @@ fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
 }
 
 /// An origin that answers each request with the bytes scripted for its path (query
-/// and absolute-form authority left out; `ok` otherwise), keeping connections open, and
+/// and absolute-form authority left out; `ok` otherwise; nothing scripted closes the
+/// connection without a response), keeping connections open, and
 /// records what it received: each request's head, and a chunked body as it came.
 struct Scripted {
     addr: std::net::SocketAddr,
@@ -234,7 +235,8 @@ impl Scripted {
                 &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
                 |(_, a)| a,
             );
-            if (&conn).write_all(answer).is_err() {
+            // An empty answer closes the connection without a response.
+            if answer.is_empty() || (&conn).write_all(answer).is_err() {
                 return;
             }
         }
@@ -529,5 +531,51 @@ fn a_dead_server_costs_no_turn_around_with_redispatch() {
             slowest < Duration::from_millis(500),
             "{name}: a request took {slowest:?}"
         );
+    }
+}
+
+/// `retry-on`: a request that met a server closing without a response, or answering
+/// 503, is sent again to the other server when `retry-on` names the failure (all 200),
+/// and not under the default `conn-failure` (the client gets the failure), as with
+/// haproxy.
+#[test]
+fn retry_on_sends_failed_requests_again_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    static SILENT: &[(&str, &[u8])] = &[("/", b"")];
+    static BUSY: &[(&str, &[u8])] = &[("/", b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy")];
+    let good = origin("good");
+    let (silent, busy) = (Scripted::start(SILENT), Scripted::start(BUSY));
+    let config = |port: u16, retry_on: &str, bad: &Scripted| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n  retries 2\n  option redispatch\n{retry_on}\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  balance roundrobin\n  server bad {}\n  server good {}\n",
+            bad.addr, good.addr
+        )
+    };
+    let cases = [
+        ("  retry-on all-retryable-errors\n", &silent, [200; 4]),
+        ("  retry-on empty-response 503\n", &busy, [200; 4]),
+        ("", &silent, [502, 200, 502, 200]),
+        ("", &busy, [503, 200, 503, 200]),
+    ];
+    for (retry_on, bad, expected) in cases {
+        for name in ["haproxy", "percore"] {
+            let port = free_port();
+            let text = config(port, retry_on, bad);
+            let (_h, _p);
+            if name == "haproxy" {
+                _h = Haproxy::start(&text, port);
+            } else {
+                _p = Percore::start(&text, port);
+            }
+            let mut statuses: Vec<u16> = (0..4).map(|_| get(port, "/").status).collect();
+            // Which server the rotation starts with differs; only the pattern counts.
+            if statuses[0] == 200 && expected[0] != 200 {
+                statuses.rotate_left(1);
+            }
+            assert_eq!(statuses, expected, "{name} with {retry_on:?}");
+        }
     }
 }

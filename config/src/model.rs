@@ -342,6 +342,59 @@ impl Splice {
     }
 }
 
+/// `retry-on`: the failures after which a request is sent again (to another server
+/// when `option redispatch` allows), within `retries`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// `conn-failure`: the connection could not be established (the default).
+    pub conn_failure: bool,
+    /// `empty-response`: the server closed without a byte of response.
+    pub empty_response: bool,
+    /// `junk-response`: the server's response head could not be parsed.
+    pub junk_response: bool,
+    /// `response-timeout`: no response within `timeout server`.
+    pub response_timeout: bool,
+    /// The response statuses named, one bit per entry of [`RetryOn::STATUSES`].
+    pub statuses: u16,
+}
+
+impl RetryOn {
+    /// The statuses `retry-on` may name.
+    pub const STATUSES: [u16; 10] = [401, 403, 404, 408, 425, 500, 501, 502, 503, 504];
+
+    /// Nothing is retried (`retry-on none`).
+    pub const NONE: RetryOn = RetryOn {
+        conn_failure: false,
+        empty_response: false,
+        junk_response: false,
+        response_timeout: false,
+        statuses: 0,
+    };
+
+    /// Whether a response with `status` is retried.
+    pub fn status(&self, status: u16) -> bool {
+        Self::STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .is_some_and(|i| self.statuses & (1 << i) != 0)
+    }
+
+    /// Whether any failure after the connection is retried (the request must then be
+    /// kept until its response starts).
+    pub fn after_connect(&self) -> bool {
+        self.empty_response || self.junk_response || self.response_timeout || self.statuses != 0
+    }
+}
+
+impl Default for RetryOn {
+    fn default() -> Self {
+        RetryOn {
+            conn_failure: true,
+            ..RetryOn::NONE
+        }
+    }
+}
+
 /// Boolean and small `option` settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -407,6 +460,8 @@ pub struct Proxy {
     pub timeouts: Timeouts,
     /// `retries`.
     pub retries: u32,
+    /// `retry-on`.
+    pub retry_on: RetryOn,
     /// `option *`.
     pub options: Options,
     /// `http-reuse`.
@@ -488,6 +543,7 @@ impl Proxy {
             default_server: ServerOptions::default(),
             timeouts: Timeouts::default(),
             retries: 3,
+            retry_on: RetryOn::default(),
             options: Options::default(),
             http_reuse: HttpReuse::default(),
             errorfiles: Vec::new(),

@@ -9,7 +9,7 @@ use crate::log::TrafficFormat;
 use crate::model::{
     Balance, Bind, BindAddr, Cookie, CookieMode, ForwardFor, HashFunction, HashMethod, HashType,
     HttpConnMode, HttpReuse, IpNet, Mode, Named, ObserveLayer, OnError, OriginalTo, Proxy,
-    ProxyKind, SendProxy, Server, ServerOptions, Track, UriHash,
+    ProxyKind, RetryOn, SendProxy, Server, ServerOptions, Track, UriHash,
 };
 use crate::parser::check_name;
 use crate::planned::{planned, unsupported};
@@ -68,6 +68,7 @@ const KEYWORDS: &[Keyword] = &[
     Keyword { name: "default-server", sections: D | B | L, parse: default_server },
     Keyword { name: "timeout", sections: ALL, parse: timeout },
     Keyword { name: "retries", sections: D | B | L, parse: retries },
+    Keyword { name: "retry-on", sections: D | B | L, parse: retry_on },
     Keyword { name: "option", sections: ALL, parse: option },
     Keyword { name: "no", sections: ALL, parse: no_option },
     Keyword { name: "http-reuse", sections: D | B | L, parse: http_reuse },
@@ -596,6 +597,64 @@ fn retries(
 ) -> Result<(), String> {
     p.retries = parse_uint("retries", one("retries", args)?)?;
     Ok(())
+}
+
+/// `retry-on KEYWORD...`: replaces the whole set, as in HAProxy.
+fn retry_on(
+    p: &mut Proxy,
+    args: &[String],
+    _: &Location,
+    _: &mut Vec<String>,
+) -> Result<(), String> {
+    if args.is_empty() {
+        return Err("'retry-on' expects at least one keyword".into());
+    }
+    let mut r = RetryOn::NONE;
+    for word in args {
+        match word.as_str() {
+            "none" if args.len() == 1 => {}
+            "none" => return Err("'retry-on none' takes no other keyword".into()),
+            "conn-failure" => r.conn_failure = true,
+            "empty-response" => r.empty_response = true,
+            "junk-response" => r.junk_response = true,
+            "response-timeout" => r.response_timeout = true,
+            "all-retryable-errors" => {
+                r.conn_failure = true;
+                r.empty_response = true;
+                r.junk_response = true;
+                r.response_timeout = true;
+                for status in [500, 502, 503, 504] {
+                    r.statuses |= status_bit(status);
+                }
+            }
+            "0rtt-rejected" => {
+                return Err(
+                    "'retry-on 0rtt-rejected' is not supported by percore yet (planned: TLS, issue #16)"
+                        .into(),
+                );
+            }
+            code => match code.parse::<u16>() {
+                Ok(status) if RetryOn::STATUSES.contains(&status) => {
+                    r.statuses |= status_bit(status)
+                }
+                _ => {
+                    return Err(format!(
+                        "'retry-on' expects none, conn-failure, empty-response, junk-response, response-timeout, all-retryable-errors or one of the statuses 401 403 404 408 425 500 501 502 503 504, got '{code}'"
+                    ))
+                }
+            },
+        }
+    }
+    p.retry_on = r;
+    Ok(())
+}
+
+/// The bit of `status` in [`RetryOn::statuses`].
+fn status_bit(status: u16) -> u16 {
+    RetryOn::STATUSES
+        .iter()
+        .position(|&s| s == status)
+        .map_or(0, |i| 1 << i)
 }
 
 fn http_reuse(

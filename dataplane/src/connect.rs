@@ -120,6 +120,9 @@ pub struct Wanted {
     pub choice: Choice,
     /// Its client's addresses (for PROXY headers).
     pub origin: Origin,
+    /// A server to avoid, when others can take the request (the one a retried request
+    /// failed on).
+    pub avoid: Option<usize>,
 }
 
 /// What getting a server connection went through, for the logs.
@@ -214,6 +217,7 @@ pub async fn connect<'p>(
         reuse,
         choice,
         origin,
+        avoid,
     } = want;
     let be: &Backend = &plan.backends[be_id];
     // A redispatch (`exclude`) moves to the next point of a consistent hash ring, as
@@ -254,7 +258,10 @@ pub async fn connect<'p>(
             _ => core.rr.borrow_mut()[be_id].pick(&view.weights, exclude),
         }
     };
-    let mut server = pick(None).ok_or(ConnectError::NoServer)?;
+    let mut server = avoid
+        .and_then(|a| pick(Some(a)))
+        .or_else(|| pick(None))
+        .ok_or(ConnectError::NoServer)?;
     let connect_timeout = be.settings.timeouts.connect;
     let queue_deadline = Instant::now()
         + be.settings
@@ -262,7 +269,12 @@ pub async fn connect<'p>(
             .queue
             .or(connect_timeout)
             .unwrap_or(Duration::from_secs(5));
-    let mut retries_left = be.retries;
+    // `retries` bounds the connection and response retries of a request together.
+    let mut retries_left = if be.retry_on.conn_failure {
+        be.retries.saturating_sub(trace.retries)
+    } else {
+        0
+    };
     loop {
         let sp = &be.servers[server];
         let key = (be_id, server);
@@ -326,20 +338,7 @@ pub async fn connect<'p>(
                 drop(slot);
                 retries_left -= 1;
                 trace.retries += 1;
-                let retry = Retry {
-                    number: be.retries - retries_left,
-                    server_down: !sp.is_up(),
-                    // Not bound to the server by persistence or a hash, and others can
-                    // take the request.
-                    free: choice == Choice::Balance
-                        && !matches!(be.balance, Balance::Random(_))
-                        && be
-                            .servers
-                            .iter()
-                            .filter(|s| !s.backup && s.usable())
-                            .count()
-                            > 1,
-                };
+                let retry = Retry::after(be, trace.retries, server, choice);
                 if retry.redispatches(be.redispatch, be.retries) {
                     let next = pick(Some(server)).unwrap_or(server);
                     trace.redispatched = next != server;
@@ -355,8 +354,8 @@ pub async fn connect<'p>(
     }
 }
 
-/// A connection retry about to be made, as HAProxy weighs it.
-struct Retry {
+/// A retry about to be made, as HAProxy weighs it.
+pub struct Retry {
     /// Which retry this is, from 1.
     number: u32,
     /// The server that failed is known to be down.
@@ -366,11 +365,30 @@ struct Retry {
 }
 
 impl Retry {
+    /// The `number`th retry of a request to `be` that failed on `server`, chosen by
+    /// `choice`.
+    pub fn after(be: &Backend, number: u32, server: usize, choice: Choice) -> Self {
+        Retry {
+            number,
+            server_down: !be.servers[server].is_up(),
+            // Not bound to the server by persistence or a hash, and others can take the
+            // request.
+            free: choice == Choice::Balance
+                && !matches!(be.balance, Balance::Random(_))
+                && be
+                    .servers
+                    .iter()
+                    .filter(|s| !s.backup && s.usable())
+                    .count()
+                    > 1,
+        }
+    }
+
     /// Whether the retry goes to another server at once, under `option redispatch
     /// INTERVAL` and `retries`, rather than waiting the turn-around (up to 1 s) and
     /// trying the same server again. As in HAProxy: at once when the server is down or
     /// the request is free to go elsewhere; otherwise on the retries the interval names.
-    fn redispatches(&self, interval: Option<i32>, retries: u32) -> bool {
+    pub fn redispatches(&self, interval: Option<i32>, retries: u32) -> bool {
         let Some(interval) = interval else {
             return false;
         };

@@ -13,8 +13,8 @@ use percore_config::rules::logformat::LogFormat;
 use percore_config::rules::{BackendTarget, Rules};
 use percore_config::{
     AgentOptions, Balance, Bind, CheckOptions, Config, Cookie, ForwardFor, HashType, HttpConnMode,
-    HttpReuse, LogHostname, Mode, Observe, OriginalTo, PoolOptions, ProxyKind, SendProxy, Splice,
-    Timeouts, Tune,
+    HttpReuse, LogHostname, Mode, Observe, OriginalTo, PoolOptions, ProxyKind, RetryOn, SendProxy,
+    Splice, Timeouts, Tune,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -176,6 +176,8 @@ pub struct Backend {
     pub allbackups: bool,
     /// `retries`.
     pub retries: u32,
+    /// `retry-on`.
+    pub retry_on: RetryOn,
     /// `option redispatch [INTERVAL]` (see `percore_config::Options::redispatch`).
     pub redispatch: Option<i32>,
     /// `http-reuse`.
@@ -453,6 +455,7 @@ impl Plan {
                 allbackups: p.options.allbackups,
                 servers,
                 retries: p.retries,
+                retry_on: p.retry_on,
                 redispatch: p.options.redispatch,
                 reuse: p.http_reuse,
                 loggers: loggers(p)?,

@@ -18,7 +18,7 @@
 use crate::balance::{hash, header_value, source_hash, uri_key, url_param};
 use crate::checks::Observed;
 use crate::connect::{
-    connect, Attempts, Choice, ConnectError, Origin, Reuse, ServerConn, Slot, Wanted,
+    connect, Attempts, Choice, ConnectError, Origin, Retry, Reuse, ServerConn, Slot, Wanted,
 };
 use crate::core::Core;
 use crate::http::body::{Framing, FramingError};
@@ -46,7 +46,7 @@ use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use percore_config::log::LogLevel;
 use percore_config::rules::sample::Side;
-use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse};
+use percore_config::{Balance, CookieMode, HttpConnMode, HttpReuse, RetryOn};
 use std::cell::Cell;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -87,6 +87,9 @@ enum ResponseFail {
     Broken(Cause),
     /// An `http-response` rule answered instead of the server.
     Replaced(LocalReply),
+    /// The response failed as `retry-on` names, before anything reached the client:
+    /// the request may be sent again.
+    Retry,
 }
 
 /// What a response does with the persistence cookie.
@@ -504,7 +507,7 @@ impl<'a> Session<'a> {
             };
             let presented = self.take_cookie();
             let choice = self.choice(presented.as_deref());
-            let mut server = match self.server(Reuse { shared }, choice).await {
+            let mut server = match self.server(Reuse { shared }, choice, None).await {
                 Ok(server) => server,
                 Err(e) => {
                     let end = self.attempts.end_of(&e);
@@ -517,27 +520,46 @@ impl<'a> Session<'a> {
 
             // 4-5. The exchange.
             let result = if info.framing == Framing::Empty {
-                // Exchanges are boxed: the connection's future then stays small while it
-                // waits for a request, which is what an idle connection costs. (The box
-                // is made in its own statement: a temporary future in the statement of
-                // an `.await` would be kept in the connection's future all the same.)
-                let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
-                let mut r = exchange.await;
-                if matches!(r, Err(ResponseFail::Closed)) && server.reused {
-                    // An idle connection the server had just closed: one fresh attempt.
+                let mut fresh_tried = false;
+                loop {
+                    // What this attempt's failure may be retried for (`retry-on`,
+                    // within `retries`); only bodiless requests are sent again.
+                    let retry_on = if self.attempts.retries < self.be.retries {
+                        self.be.retry_on
+                    } else {
+                        RetryOn::NONE
+                    };
+                    // Exchanges are boxed: the connection's future then stays small while
+                    // it waits for a request, which is what an idle connection costs.
+                    // (The box is made in its own statement: a temporary future in the
+                    // statement of an `.await` would be kept in the connection's future
+                    // all the same.)
+                    let exchange =
+                        Box::pin(self.exchange_bodiless(&server, &info, close_client, retry_on));
+                    let r = exchange.await;
+                    let avoid = match r {
+                        // An idle connection the server had just closed: one fresh
+                        // attempt, not counted as a retry.
+                        Err(ResponseFail::Closed) if server.reused && !fresh_tried => {
+                            fresh_tried = true;
+                            None
+                        }
+                        Err(ResponseFail::Closed) if retry_on.empty_response => {
+                            self.retry_avoiding(server.key.1, choice)
+                        }
+                        Err(ResponseFail::Retry) => self.retry_avoiding(server.key.1, choice),
+                        r => break r,
+                    };
                     drop(server);
-                    server = match self.server(Reuse { shared: false }, choice).await {
-                        Ok(fresh) => fresh,
+                    server = match self.server(Reuse { shared: false }, choice, avoid).await {
+                        Ok(next) => next,
                         Err(e) => {
                             let end = self.attempts.end_of(&e);
                             self.fail(503, end).await;
                             return Ended::Closed;
                         }
                     };
-                    let exchange = Box::pin(self.exchange_bodiless(&server, &info, close_client));
-                    r = exchange.await;
                 }
-                r
             } else {
                 let exchange = Box::pin(self.exchange_with_body(&server, info, close_client));
                 exchange.await
@@ -570,7 +592,9 @@ impl<'a> Session<'a> {
                         return Ended::Closed;
                     }
                 }
-                Err(ResponseFail::Closed) => {
+                // (A retry is only asked for while one is allowed; the loop above
+                // makes it.)
+                Err(ResponseFail::Closed | ResponseFail::Retry) => {
                     self.fail(502, (Cause::ServerAbort, Phase::Headers)).await;
                     return Ended::Closed;
                 }
@@ -882,11 +906,24 @@ impl<'a> Session<'a> {
         after_response(env, own_backend, &mut self.txn, &mut msg, &pages);
     }
 
-    /// Gets a server connection for the current request.
+    /// Counts a retry of the current request, which failed on `server`, and says
+    /// which server the next attempt avoids (the failed one, when `option redispatch`
+    /// moves the retry, as for a failed connection).
+    fn retry_avoiding(&mut self, server: usize, choice: Choice) -> Option<usize> {
+        self.attempts.retries += 1;
+        let retry = Retry::after(self.be, self.attempts.retries, server, choice);
+        let moves = retry.redispatches(self.be.redispatch, self.be.retries);
+        self.attempts.redispatched = moves;
+        moves.then_some(server)
+    }
+
+    /// Gets a server connection for the current request, avoiding `avoid` when another
+    /// server can take it.
     async fn server(
         &mut self,
         reuse: Reuse,
         choice: Choice,
+        avoid: Option<usize>,
     ) -> Result<ServerConn<'a>, ConnectError> {
         let core: &'a Core = self.core;
         let plan: &'a Plan = &core.plan;
@@ -899,6 +936,7 @@ impl<'a> Session<'a> {
                 reuse,
                 choice,
                 origin: self.origin,
+                avoid,
             },
             &mut self.private,
             &mut self.attempts,
@@ -1218,6 +1256,7 @@ impl<'a> Session<'a> {
         server: &'s ServerConn<'_>,
         started: &'s Cell<bool>,
         activity: &'s (Activity, Activity),
+        retry_on: RetryOn,
     ) -> (ResponsePath<'s>, Upload<'s>) {
         self.sbuf.clear();
         self.sbuf.reserve(self.bufsize);
@@ -1248,6 +1287,7 @@ impl<'a> Session<'a> {
                 wd: &mut self.response_side,
                 cookie: self.cookie_edit.as_ref(),
                 log: self.log.as_deref_mut(),
+                retry_on,
             },
             Upload {
                 cbuf: &mut self.cbuf,
@@ -1262,11 +1302,12 @@ impl<'a> Session<'a> {
         server: &ServerConn<'_>,
         info: &RequestInfo,
         close_client: bool,
+        retry_on: RetryOn,
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
         let started = Cell::new(false);
         let activity = Default::default();
-        let (path, _) = self.response_path(server, &started, &activity);
+        let (path, _) = self.response_path(server, &started, &activity, retry_on);
         let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
         Ok(Exchange {
             server_reusable,
@@ -1308,7 +1349,7 @@ impl<'a> Session<'a> {
         let (client_timeout, server_timeout) =
             (self.fe.settings.timeouts.client, self.server_timeout());
         let activity = Default::default();
-        let (path, up) = self.response_path(server, started, &activity);
+        let (path, up) = self.response_path(server, started, &activity, RetryOn::NONE);
         let upload = pin!(forward_body(
             Leg::upload(path.sides, (client_timeout, server_timeout)),
             up.cbuf,
@@ -1501,6 +1542,9 @@ struct ResponsePath<'s> {
     wd: &'s mut Watchdog,
     /// The transaction's log record, when the frontend logs.
     log: Option<&'s mut Record>,
+    /// The failures that end this attempt with [`ResponseFail::Retry`] instead of an
+    /// error response, as long as nothing has reached the client.
+    retry_on: RetryOn,
 }
 
 /// What streaming the request body needs, alongside a [`ResponsePath`].
@@ -1532,6 +1576,16 @@ impl ResponsePath<'_> {
     /// Tells `observe` what this response showed of the server.
     fn observed(&self, seen: Observed) {
         crate::checks::observe(&self.core.plan, self.be_id, self.server_index, seen);
+    }
+
+    /// A failure `retry-on` names: counted against the server as the error it is, and
+    /// answered by sending the request again rather than by an error page.
+    fn retry(&self) -> ResponseFail {
+        if self.started.get() {
+            return self.fail(502);
+        }
+        self.observed(Observed::ResponseError);
+        ResponseFail::Retry
     }
 
     fn fail(&self, status: u16) -> ResponseFail {
@@ -1577,10 +1631,14 @@ impl ResponsePath<'_> {
                             return Err(ResponseFail::Closed)
                         }
                         Ok(0) | Err(IoFail::Io(_)) => return Err(self.fail(502)),
+                        Err(IoFail::Timeout) if self.retry_on.response_timeout => {
+                            return Err(self.retry())
+                        }
                         Err(IoFail::Timeout) => return Err(self.fail(504)),
                         Ok(_) => continue,
                     }
                 }
+                Err(_) if self.retry_on.junk_response => return Err(self.retry()),
                 Err(_) => return Err(self.fail(502)),
             };
             self.sbuf.drain(..info.head_len);
@@ -1595,6 +1653,9 @@ impl ResponsePath<'_> {
                 } else {
                     Observed::Fine
                 });
+                if self.retry_on.status(info.status) && !self.started.get() {
+                    return Err(ResponseFail::Retry);
+                }
                 capture_headers(
                     &self.fe.captures.response,
                     self.head,

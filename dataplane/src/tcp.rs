@@ -96,6 +96,7 @@ pub async fn relay(
             reuse: Reuse { shared: false },
             choice: source_key(be, origin).map_or(Choice::Balance, Choice::Hash),
             origin,
+            avoid: None,
         },
         &mut private,
         &mut attempts,
