@@ -22,6 +22,8 @@ pub struct Options {
     pub seconds: u64,
     /// Idle connections for the memory row.
     pub idle_connections: usize,
+    /// Requests held in flight at once for the in-flight memory row.
+    pub inflight_requests: usize,
     /// Fixed rate for the latency rows (requests per second).
     pub latency_rate: f64,
     /// `perf/configs`.
@@ -77,6 +79,8 @@ enum Measure {
     Stream,
     /// KiB of proxy memory per idle client connection.
     IdleMemory,
+    /// KiB of proxy memory per request in flight (the origin answers late).
+    InflightMemory,
 }
 
 struct Scenario {
@@ -139,6 +143,12 @@ const SCENARIOS: &[Scenario] = &[
         name: "idle-conn-mem",
         unit: "KiB/conn",
         measure: Measure::IdleMemory,
+        lower_is_better: true,
+    },
+    Scenario {
+        name: "inflight-mem",
+        unit: "KiB/req",
+        measure: Measure::InflightMemory,
         lower_is_better: true,
     },
 ];
@@ -387,7 +397,7 @@ struct Sample {
 fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<Sample, String> {
     let config = match s.measure {
         Measure::Stream => "tcp.cfg",
-        Measure::IdleMemory => "idle.cfg",
+        Measure::IdleMemory | Measure::InflightMemory => "idle.cfg",
         _ => "http.cfg",
     };
     let child = start(proxy, o, config)?;
@@ -455,6 +465,41 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<Sample, String> {
             } else {
                 Ok(Sample {
                     value: after.saturating_sub(before) as f64 / n as f64,
+                    busy: None,
+                })
+            }
+        }
+        Measure::InflightMemory => {
+            let pid = child.id();
+            let before = rss_tree_kib(pid);
+            let n = o.inflight_requests;
+            let (tx, rx) = std::sync::mpsc::channel();
+            // The origin holds each request 4 s; memory is read 1 s after the last
+            // was sent, when every one is through the proxy and waiting.
+            let holder = std::thread::spawn(move || {
+                load::run_inflight(
+                    ([127, 0, 0, 1], IDLE_PORT).into(),
+                    n,
+                    "/?delay=4000",
+                    &|sent| {
+                        std::thread::sleep(Duration::from_secs(1));
+                        let _ = tx.send(sent);
+                    },
+                )
+            });
+            let sent = rx
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| "in-flight requests were not sent".to_string())?;
+            let peak = rss_tree_kib(pid);
+            let answered = holder.join().unwrap_or(0);
+            if answered < n || sent < n {
+                Err(format!(
+                    "{} answered {answered} of {n} in-flight requests",
+                    proxy.name()
+                ))
+            } else {
+                Ok(Sample {
+                    value: peak.saturating_sub(before) as f64 / n as f64,
                     busy: None,
                 })
             }

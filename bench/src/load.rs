@@ -556,3 +556,51 @@ pub fn run_idle(
         n
     })
 }
+
+/// Opens `connections` connections to `addr` and sends on each a request for `path`
+/// that the origin answers late (`?delay=`), so that all of them are in flight through
+/// the proxy at once; `sent` is called once every request is out, then the responses
+/// are read. Returns how many were answered with a success.
+pub fn run_inflight(
+    addr: SocketAddr,
+    connections: usize,
+    path: &str,
+    sent: &dyn Fn(usize),
+) -> usize {
+    raise_fd_limit();
+    let rt = percore_dataplane::runtime::executor_runtime().expect("io_uring runtime");
+    let request: Rc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: inflight\r\n\r\n")
+        .into_bytes()
+        .into();
+    rt.block_on(async move {
+        let mut open = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            let Ok(s) = TcpStream::connect(addr).await else {
+                continue;
+            };
+            let mut w = &s;
+            if w.write_all(request.clone()).await.0.is_ok() {
+                open.push(s);
+            }
+        }
+        sent(open.len());
+        let answers: Vec<_> = open
+            .into_iter()
+            .map(|s| {
+                compio::runtime::spawn(async move {
+                    let mut r = &s;
+                    let buf = Vec::with_capacity(4096);
+                    let BufResult(res, b) = r.read(buf).await;
+                    matches!(res, Ok(n) if n > 0) && b.starts_with(b"HTTP/1.1 2")
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for a in answers {
+            if a.await.unwrap_or(false) {
+                ok += 1;
+            }
+        }
+        ok
+    })
+}

@@ -98,6 +98,9 @@ enum Command {
         /// descriptors the development sandbox allows haproxy).
         #[arg(long, default_value_t = 9000)]
         idle: usize,
+        /// Requests held in flight at once for the in-flight memory row.
+        #[arg(long, default_value_t = 2000)]
+        inflight: usize,
         /// Requests per second for the latency rows.
         #[arg(long, default_value_t = 10000.0)]
         latency_rate: f64,
@@ -278,6 +281,7 @@ fn main() {
             rounds,
             seconds,
             idle,
+            inflight,
             latency_rate,
             configs,
             results,
@@ -288,6 +292,7 @@ fn main() {
                 rounds,
                 seconds,
                 idle_connections: idle,
+                inflight_requests: inflight,
                 latency_rate,
                 configs,
                 results,

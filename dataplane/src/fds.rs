@@ -14,7 +14,7 @@ static SERVER_CONNS: AtomicUsize = AtomicUsize::new(0);
 const RESERVED: usize = 10;
 
 /// The descriptors a process running `plan` on `executors` cores may need: both sides
-/// of `maxconn` connections, two per pipe, the listeners (each executor has its own),
+/// of `maxconn` connections, two per pipe when anything splices, the listeners (each executor has its own),
 /// the log sockets, a connection per check and agent, and each executor's ring and
 /// wake-up descriptors. HAProxy sizes its limit the same way.
 pub fn maxsock(plan: &Plan, executors: usize) -> usize {
@@ -25,9 +25,13 @@ pub fn maxsock(plan: &Plan, executors: usize) -> usize {
         .flat_map(|b| &b.servers)
         .map(|s| usize::from(s.check.enabled) + usize::from(s.agent.enabled))
         .sum();
+    // Pipes only count where something splices, as HAProxy counts them.
+    let splices = plan.frontends.iter().any(|f| f.settings.splice.any())
+        || plan.backends.iter().any(|b| b.settings.splice.any());
+    let pipes = if splices { plan.maxpipes } else { 0 };
     RESERVED
         + 2 * plan.maxconn as usize
-        + 2 * plan.maxpipes
+        + 2 * pipes
         + listeners * executors
         + plan.log_sockets
         + checks

@@ -1132,6 +1132,11 @@ impl<'a> Session<'a> {
             deadline(first_set(&[t.http_keep_alive, t.http_request, t.client]))
         };
         let mut head_deadline: Deadline = if first { idle_deadline } else { None };
+        // The buffer the last response was read into serves the request side again
+        // (see `exchange_bodiless`).
+        if self.cbuf.capacity() == 0 && self.sbuf.is_empty() {
+            std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+        }
         // Whether the speculative read of a new connection is still to be tried.
         let mut fresh = first;
         loop {
@@ -1305,6 +1310,12 @@ impl<'a> Session<'a> {
         retry_on: RetryOn,
     ) -> Result<Exchange, ResponseFail> {
         self.send_head(&server.stream).await?;
+        // The request is all in its head: its buffer, empty now, takes the response,
+        // so a request in flight holds one buffer, not two. (It comes back to the
+        // request side at the next head.)
+        if self.cbuf.is_empty() && self.sbuf.capacity() < self.bufsize {
+            std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+        }
         let started = Cell::new(false);
         let activity = Default::default();
         let (path, _) = self.response_path(server, &started, &activity, retry_on);
