@@ -579,3 +579,40 @@ fn retry_on_sends_failed_requests_again_as_in_haproxy() {
         }
     }
 }
+
+/// The idle-connection policy keeps what concurrent keep-alive clients need: ten
+/// clients making twenty requests each at once open about ten server connections,
+/// not one per request, as with haproxy.
+#[test]
+fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let (theirs, ours) = (origin("haproxy-reuse"), origin("percore-reuse"));
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&http_config(hport, "", "", &[theirs.addr]), hport);
+    let _percore = Percore::start(&http_config(pport, "", "", &[ours.addr]), pport);
+    for (name, port, origin) in [("haproxy", hport, &theirs), ("percore", pport, &ours)] {
+        let clients: Vec<_> = (0..10)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut s = connect(port);
+                    for _ in 0..20 {
+                        s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+                            .unwrap();
+                        assert_eq!(read_response(&mut s, false).status, 200);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+        let opened = origin.stats.connections.load(Ordering::Relaxed);
+        assert!(
+            opened <= 15,
+            "{name} opened {opened} server connections for 200 requests"
+        );
+    }
+}

@@ -66,12 +66,15 @@ struct Idle {
     since: Instant,
 }
 
-/// How many of this core's connections to a server serve a request now, and the most
-/// seen since the last purge: what the pool's estimate of the need is made of.
+/// How many of this core's connections to a server serve a request now, the most
+/// seen since the last purge, and the estimate of the need made of them.
 #[derive(Debug, Default)]
 pub struct Uses {
     used: Cell<u32>,
     max_used: Cell<u32>,
+    /// HAProxy's estimate of the connections the server needs: raised at once to what
+    /// is in use, lowered at each purge towards the most that were in use.
+    est_need: Cell<u32>,
 }
 
 impl Uses {
@@ -80,6 +83,7 @@ impl Uses {
         let used = self.used.get() + 1;
         self.used.set(used);
         self.max_used.set(self.max_used.get().max(used));
+        self.est_need.set(self.est_need.get().max(used));
     }
 
     /// A request gave its connection back.
@@ -94,9 +98,6 @@ struct ServerIdle {
     /// Oldest first: taking uses the newest, purging closes the oldest.
     idle: RefCell<VecDeque<Idle>>,
     uses: Uses,
-    /// HAProxy's estimate of the connections the server needs, moved at each purge
-    /// towards the most that were in use.
-    est_need: Cell<u32>,
     /// The next purge, while the server has idle connections.
     purge_at: Cell<Option<Instant>>,
 }
@@ -158,7 +159,7 @@ impl Pool {
         let kept = list.len() as u32;
         let within_need = || {
             in_use < self.budget.low
-                && used + kept <= used.max(server.est_need.get()) + sp.pool.low_conn
+                && used + kept <= used.max(server.uses.est_need.get()) + sp.pool.low_conn
         };
         let keep = !sp.pool.purge_delay.is_zero()
             && in_use < self.budget.high
@@ -214,11 +215,10 @@ impl Pool {
                     let mut list = server.idle.borrow_mut();
                     let used = server.uses.used.get();
                     let max_used = server.uses.max_used.get();
-                    let need = max_used.max(server.est_need.get());
+                    let est_need = &server.uses.est_need;
+                    let need = max_used.max(est_need.get());
                     let exceed = (used + list.len() as u32).saturating_sub(need);
-                    server
-                        .est_need
-                        .set(((server.est_need.get() + max_used) / 2).max(max_used));
+                    est_need.set(((est_need.get() + max_used) / 2).max(max_used));
                     server.uses.max_used.set(used);
                     for _ in 0..exceed.div_ceil(2) {
                         if let Some(oldest) = list.pop_front() {
