@@ -436,77 +436,70 @@ fn measure(s: &Scenario, proxy: Proxy, o: &Options) -> Result<Sample, String> {
             .gbps,
             busy: busy(),
         }),
-        Measure::IdleMemory => {
-            let pid = child.id();
-            let before = rss_tree_kib(pid);
-            let n = o.idle_connections;
-            let (tx, rx) = std::sync::mpsc::channel();
-            let holder = std::thread::spawn(move || {
+        Measure::IdleMemory => memory_per(
+            (proxy, child.id()),
+            o.idle_connections,
+            "idle connections",
+            Duration::from_millis(500),
+            move |n, ready| {
                 load::run_idle(
                     ([127, 0, 0, 1], IDLE_PORT).into(),
                     n,
                     Duration::from_secs(3),
-                    &|opened| {
-                        std::thread::sleep(Duration::from_millis(500));
-                        let _ = tx.send(opened);
-                    },
+                    ready,
                 )
-            });
-            let opened = rx
-                .recv_timeout(Duration::from_secs(60))
-                .map_err(|_| "idle connections did not open".to_string())?;
-            let after = rss_tree_kib(pid);
-            let _ = holder.join();
-            if opened < n {
-                Err(format!(
-                    "{} accepted only {opened} of {n} idle connections",
-                    proxy.name()
-                ))
-            } else {
-                Ok(Sample {
-                    value: after.saturating_sub(before) as f64 / n as f64,
-                    busy: None,
-                })
-            }
-        }
-        Measure::InflightMemory => {
-            let pid = child.id();
-            let before = rss_tree_kib(pid);
-            let n = o.inflight_requests;
-            let (tx, rx) = std::sync::mpsc::channel();
-            // The origin holds each request 4 s; memory is read 1 s after the last
-            // was sent, when every one is through the proxy and waiting.
-            let holder = std::thread::spawn(move || {
-                load::run_inflight(
-                    ([127, 0, 0, 1], IDLE_PORT).into(),
-                    n,
-                    "/?delay=4000",
-                    &|sent| {
-                        std::thread::sleep(Duration::from_secs(1));
-                        let _ = tx.send(sent);
-                    },
-                )
-            });
-            let sent = rx
-                .recv_timeout(Duration::from_secs(60))
-                .map_err(|_| "in-flight requests were not sent".to_string())?;
-            let peak = rss_tree_kib(pid);
-            let answered = holder.join().unwrap_or(0);
-            if answered < n || sent < n {
-                Err(format!(
-                    "{} answered {answered} of {n} in-flight requests",
-                    proxy.name()
-                ))
-            } else {
-                Ok(Sample {
-                    value: peak.saturating_sub(before) as f64 / n as f64,
-                    busy: None,
-                })
-            }
-        }
+            },
+        ),
+        // The origin holds each request 4 s; memory is read 1 s after the last was
+        // sent, when every one is through the proxy and waiting.
+        Measure::InflightMemory => memory_per(
+            (proxy, child.id()),
+            o.inflight_requests,
+            "requests in flight",
+            Duration::from_secs(1),
+            move |n, ready| {
+                load::run_inflight(([127, 0, 0, 1], IDLE_PORT).into(), n, "/?delay=4000", ready)
+            },
+        ),
     };
     stop(child);
     sample
+}
+
+/// KiB of the proxy's memory (its process tree) per connection of a load of `n`:
+/// `load(n, ready)` runs in a thread and calls `ready` with how many it holds once
+/// all are in place; memory is read `settle` later. The load returns how many it
+/// completed.
+fn memory_per(
+    (proxy, pid): (Proxy, u32),
+    n: usize,
+    what: &str,
+    settle: Duration,
+    load: impl FnOnce(usize, &dyn Fn(usize)) -> usize + Send + 'static,
+) -> Result<Sample, String> {
+    let before = rss_tree_kib(pid);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        load(n, &|held| {
+            std::thread::sleep(settle);
+            let _ = tx.send(held);
+        })
+    });
+    let held = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| format!("{what} were not set up"))?;
+    let after = rss_tree_kib(pid);
+    let completed = holder.join().unwrap_or(0);
+    if held < n || completed < n {
+        return Err(format!(
+            "{} held {held} and completed {completed} of {n} {what}",
+            proxy.name()
+        ));
+    }
+    Ok(Sample {
+        value: after.saturating_sub(before) as f64 / n as f64,
+        busy: None,
+    })
 }
 
 impl Row {
