@@ -109,7 +109,10 @@ fn paced_upload(
     .unwrap();
     for _ in 0..chunks {
         std::thread::sleep(pace);
-        s.write_all(&vec![b'u'; piece]).unwrap();
+        // A proxy that answered early and closed refuses the rest: its answer is read.
+        if s.write_all(&vec![b'u'; piece]).is_err() {
+            break;
+        }
     }
     read_response(&mut s, false)
 }
@@ -153,6 +156,35 @@ fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
         "haproxy"
     );
     assert_eq!(ours, theirs, "percore differs from haproxy");
+}
+
+/// `option independent-streams`: writing the body no longer refreshes `timeout
+/// server`, so a 3 s upload through `timeout server 1s` gets 504, as with haproxy.
+#[test]
+fn independent_streams_time_the_server_alone_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let o = origin("independent");
+    let config = |port: u16| {
+        format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  option independent-streams\n  timeout connect 2s\n  timeout client 5s\n  timeout server 1s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  server s {}\n",
+            o.addr
+        )
+    };
+    let (hport, pport) = (free_port(), free_port());
+    let _haproxy = Haproxy::start(&config(hport), hport);
+    let _percore = Percore::start(&config(pport), pport);
+    let upload =
+        |port: u16| paced_upload(port, "/", (30, 10_000), Duration::from_millis(100)).status;
+    let theirs = std::thread::spawn(move || upload(hport));
+    let ours = upload(pport);
+    assert_eq!(
+        (theirs.join().unwrap(), ours),
+        (504, 504),
+        "(haproxy, percore)"
+    );
 }
 
 /// An origin that answers each request with the bytes scripted for its path (query
@@ -581,8 +613,9 @@ fn retry_on_sends_failed_requests_again_as_in_haproxy() {
 }
 
 /// The idle-connection policy keeps what concurrent keep-alive clients need: ten
-/// clients making twenty requests each at once open about ten server connections,
-/// not one per request, as with haproxy.
+/// clients making twenty requests each at once open not many more than ten server
+/// connections (haproxy: 10 to 17), not one per request (168 before the estimate of
+/// the need rose at once).
 #[test]
 fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
     assert!(
@@ -611,7 +644,7 @@ fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
         }
         let opened = origin.stats.connections.load(Ordering::Relaxed);
         assert!(
-            opened <= 15,
+            opened <= 30,
             "{name} opened {opened} server connections for 200 requests"
         );
     }

@@ -415,6 +415,9 @@ pub struct Options {
     /// `option http-buffer-request`: wait for the request body (up to a buffer) before
     /// running the HTTP rules, so that they can read it.
     pub http_buffer_request: bool,
+    /// `option independent-streams`: writing to a side does not refresh the timeout of
+    /// reading from it.
+    pub independent_streams: bool,
     /// `option persist`: a persistence cookie keeps naming a server that is down
     /// (until `option redispatch` moves the request).
     pub persist: bool,

@@ -913,6 +913,10 @@ fn set_option(p: &mut Proxy, args: &[String], on: bool) -> Result<(), String> {
             flag(rest)?;
             o.http_buffer_request = on;
         }
+        "independent-streams" => {
+            flag(rest)?;
+            o.independent_streams = on;
+        }
         "persist" => {
             flag(rest)?;
             o.persist = on;

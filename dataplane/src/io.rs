@@ -138,18 +138,32 @@ impl Watchdog {
 /// independent-streams`), writing to a side refreshes the timeout of reading from it:
 /// a server taking a long upload is not timed out for not answering yet, nor is a
 /// client reading a long response for not sending.
-#[derive(Debug, Default)]
-pub struct Activity(Cell<Option<Instant>>);
+#[derive(Debug)]
+pub struct Activity {
+    last: Cell<Option<Instant>>,
+    /// Whether a read's timeout follows these writes (otherwise they are not timed).
+    watched: bool,
+}
 
 impl Activity {
+    /// The writes to one side, `watched` when they refresh the reads from it.
+    pub fn new(watched: bool) -> Self {
+        Self {
+            last: Cell::new(None),
+            watched,
+        }
+    }
+
     /// Data was just written.
     pub fn mark(&self) {
-        self.0.set(Some(Instant::now()));
+        if self.watched {
+            self.last.set(Some(Instant::now()));
+        }
     }
 
     /// `timeout` after the last write, if there was one.
     fn plus(&self, timeout: Duration) -> Deadline {
-        self.0.get().map(|at| at + timeout)
+        self.last.get().map(|at| at + timeout)
     }
 }
 

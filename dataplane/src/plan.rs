@@ -204,6 +204,8 @@ pub struct Settings {
     pub splice: Splice,
     /// `errorfile`, `errorloc*` and `errorfiles` responses.
     pub errors: ErrorPages,
+    /// `option independent-streams`.
+    pub independent_streams: bool,
 }
 
 impl Settings {
@@ -214,6 +216,7 @@ impl Settings {
             forwardfor: p.options.forwardfor.clone(),
             originalto: p.options.originalto.clone(),
             splice: p.options.splice,
+            independent_streams: p.options.independent_streams,
             errors: ErrorPages(
                 config
                     .error_pages(p)

@@ -1317,7 +1317,8 @@ impl<'a> Session<'a> {
             std::mem::swap(&mut self.cbuf, &mut self.sbuf);
         }
         let started = Cell::new(false);
-        let activity = Default::default();
+        // Nothing is uploaded: no write to one side can refresh a read of the other.
+        let activity = (Activity::new(false), Activity::new(false));
         let (path, _) = self.response_path(server, &started, &activity, retry_on);
         let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
         Ok(Exchange {
@@ -1359,7 +1360,12 @@ impl<'a> Session<'a> {
         let mut framing = info.framing;
         let (client_timeout, server_timeout) =
             (self.fe.settings.timeouts.client, self.server_timeout());
-        let activity = Default::default();
+        // Writes refresh the other way's reads, unless `option independent-streams`
+        // (the frontend's for the client side, the backend's for the server side).
+        let activity = (
+            Activity::new(!self.fe.settings.independent_streams),
+            Activity::new(!self.be.settings.independent_streams),
+        );
         let (path, up) = self.response_path(server, started, &activity, RetryOn::NONE);
         let upload = pin!(forward_body(
             Leg::upload(path.sides, (client_timeout, server_timeout)),
