@@ -32,7 +32,7 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "WARNING: clippy is not installed; lints not checked" >&2
 fi
-cargo test --workspace --quiet 2>&1
 # Every decoder's fuzz target, briefly, so that a regression shows (./fuzz.sh 600 for
-# the long runs).
+# the long runs); before the tests, so that the tests' summary closes the output.
 ./fuzz.sh 30
+cargo test --workspace --quiet 2>&1
