@@ -10,6 +10,11 @@ const LIMITS: Limits = Limits {
     max_head: 15360,
     max_headers: 101,
 };
+/// Room for what the proxy adds: the head it sends may exceed the server's limits.
+const SENT: Limits = Limits {
+    max_head: 16384,
+    max_headers: 104,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut scratch = Vec::new();
@@ -28,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(info.head_len <= data.len());
         let mut again = Vec::new();
-        let reparsed = parse_response(&out, LIMITS, &request, close, &mut again);
+        let reparsed = parse_response(&out, SENT, &request, close, &mut again);
         let Ok(Some(second)) = reparsed else {
             panic!(
                 "sent head refused: {reparsed:?}\n{}",
