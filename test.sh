@@ -35,4 +35,8 @@ fi
 # Every decoder's fuzz target, briefly, so that a regression shows (./fuzz.sh 600 for
 # the long runs); before the tests, so that the tests' summary closes the output.
 ./fuzz.sh 30
-cargo test --workspace --quiet 2>&1
+log=$(mktemp)
+cargo test --workspace --quiet 2>&1 | tee "$log"
+# One closing line for all the test binaries.
+grep -E '^test result' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
+rm -f "$log"
