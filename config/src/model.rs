@@ -371,12 +371,17 @@ impl RetryOn {
         statuses: 0,
     };
 
-    /// Whether a response with `status` is retried.
-    pub fn status(&self, status: u16) -> bool {
+    /// The bit of `status` in [`RetryOn::statuses`], if `retry-on` may name it.
+    pub fn bit(status: u16) -> Option<u16> {
         Self::STATUSES
             .iter()
             .position(|&s| s == status)
-            .is_some_and(|i| self.statuses & (1 << i) != 0)
+            .map(|i| 1 << i)
+    }
+
+    /// Whether a response with `status` is retried.
+    pub fn status(&self, status: u16) -> bool {
+        Self::bit(status).is_some_and(|bit| self.statuses & bit != 0)
     }
 
     /// Whether any failure after the connection is retried (the request must then be

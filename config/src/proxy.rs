@@ -624,7 +624,7 @@ fn retry_on(
                 r.junk_response = true;
                 r.response_timeout = true;
                 for status in [500, 502, 503, 504] {
-                    r.statuses |= status_bit(status);
+                    r.statuses |= RetryOn::bit(status).unwrap_or(0);
                 }
             }
             "0rtt-rejected" => {
@@ -633,11 +633,9 @@ fn retry_on(
                         .into(),
                 );
             }
-            code => match code.parse::<u16>() {
-                Ok(status) if RetryOn::STATUSES.contains(&status) => {
-                    r.statuses |= status_bit(status)
-                }
-                _ => {
+            code => match code.parse().ok().and_then(RetryOn::bit) {
+                Some(bit) => r.statuses |= bit,
+                None => {
                     return Err(format!(
                         "'retry-on' expects none, conn-failure, empty-response, junk-response, response-timeout, all-retryable-errors or one of the statuses 401 403 404 408 425 500 501 502 503 504, got '{code}'"
                     ))
@@ -647,14 +645,6 @@ fn retry_on(
     }
     p.retry_on = r;
     Ok(())
-}
-
-/// The bit of `status` in [`RetryOn::statuses`].
-fn status_bit(status: u16) -> u16 {
-    RetryOn::STATUSES
-        .iter()
-        .position(|&s| s == status)
-        .map_or(0, |i| 1 << i)
 }
 
 fn http_reuse(

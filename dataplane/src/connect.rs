@@ -145,6 +145,12 @@ pub struct Attempts {
 }
 
 impl Attempts {
+    /// How many retries `be`'s `retries` still allows the request: connection and
+    /// response retries count against the same number, as in HAProxy.
+    pub fn retries_left(&self, be: &Backend) -> u32 {
+        be.retries.saturating_sub(self.retries)
+    }
+
     /// How a failure `e` to get a connection ends the transaction, for the logs.
     pub fn end_of(&self, e: &ConnectError) -> (Cause, Phase) {
         match e {
@@ -269,9 +275,8 @@ pub async fn connect<'p>(
             .queue
             .or(connect_timeout)
             .unwrap_or(Duration::from_secs(5));
-    // `retries` bounds the connection and response retries of a request together.
     let mut retries_left = if be.retry_on.conn_failure {
-        be.retries.saturating_sub(trace.retries)
+        trace.retries_left(be)
     } else {
         0
     };

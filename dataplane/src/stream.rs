@@ -524,7 +524,7 @@ impl<'a> Session<'a> {
                 loop {
                     // What this attempt's failure may be retried for (`retry-on`,
                     // within `retries`); only bodiless requests are sent again.
-                    let retry_on = if self.attempts.retries < self.be.retries {
+                    let retry_on = if self.attempts.retries_left(self.be) > 0 {
                         self.be.retry_on
                     } else {
                         RetryOn::NONE
@@ -1595,11 +1595,12 @@ impl ResponsePath<'_> {
         crate::checks::observe(&self.core.plan, self.be_id, self.server_index, seen);
     }
 
-    /// A failure `retry-on` names: counted against the server as the error it is, and
-    /// answered by sending the request again rather than by an error page.
-    fn retry(&self) -> ResponseFail {
-        if self.started.get() {
-            return self.fail(502);
+    /// A failure that answers `status`, or, when `retry-on` names it (`retryable`)
+    /// and nothing has reached the client, sends the request again. Either way it
+    /// counts against the server as the error it is.
+    fn fail_or_retry(&self, status: u16, retryable: bool) -> ResponseFail {
+        if !retryable || self.started.get() {
+            return self.fail(status);
         }
         self.observed(Observed::ResponseError);
         ResponseFail::Retry
@@ -1648,15 +1649,13 @@ impl ResponsePath<'_> {
                             return Err(ResponseFail::Closed)
                         }
                         Ok(0) | Err(IoFail::Io(_)) => return Err(self.fail(502)),
-                        Err(IoFail::Timeout) if self.retry_on.response_timeout => {
-                            return Err(self.retry())
+                        Err(IoFail::Timeout) => {
+                            return Err(self.fail_or_retry(504, self.retry_on.response_timeout))
                         }
-                        Err(IoFail::Timeout) => return Err(self.fail(504)),
                         Ok(_) => continue,
                     }
                 }
-                Err(_) if self.retry_on.junk_response => return Err(self.retry()),
-                Err(_) => return Err(self.fail(502)),
+                Err(_) => return Err(self.fail_or_retry(502, self.retry_on.junk_response)),
             };
             self.sbuf.drain(..info.head_len);
             if let Some(rec) = self.log.as_deref_mut() {
