@@ -14,9 +14,9 @@ static SERVER_CONNS: AtomicUsize = AtomicUsize::new(0);
 const RESERVED: usize = 10;
 
 /// The descriptors a process running `plan` on `executors` cores may need: both sides
-/// of `maxconn` connections, two per pipe when anything splices, the listeners (each executor has its own),
-/// the log sockets, a connection per check and agent, and each executor's ring and
-/// wake-up descriptors. HAProxy sizes its limit the same way.
+/// of `maxconn` connections, two per pipe when anything splices, the listeners (each
+/// executor has its own), the log sockets, a connection per check and agent, and each
+/// executor's ring and wake-up descriptors. HAProxy sizes its limit the same way.
 pub fn maxsock(plan: &Plan, executors: usize) -> usize {
     let listeners: usize = plan.frontends.iter().map(|f| f.binds.len()).sum();
     let checks: usize = plan

@@ -66,13 +66,7 @@ impl Framing {
     pub fn advance(&mut self, buf: &mut Vec<u8>, limit: usize) -> Result<usize, FramingError> {
         let limit = limit.min(buf.len());
         match self {
-            Framing::Empty => Ok(0),
-            Framing::UntilClose => Ok(limit),
-            Framing::Length(left) => {
-                let n = (*left).min(limit as u64);
-                *left -= n;
-                Ok(n as usize)
-            }
+            Framing::Empty | Framing::UntilClose | Framing::Length(_) => Ok(self.plain(limit)),
             Framing::Chunked(state) => {
                 let (mut at, mut end) = (0, limit);
                 loop {
@@ -113,16 +107,25 @@ impl Framing {
                 }
                 Ok(*state == Chunked::Done)
             }
-            Framing::Length(left) => {
-                let n = (*left).min(data.len() as u64) as usize;
+            other => {
+                let n = other.plain(data.len());
                 out.extend_from_slice(&data[..n]);
-                Ok(n as u64 == *left)
+                Ok(other.is_done())
             }
-            Framing::Empty => Ok(true),
-            Framing::UntilClose => {
-                out.extend_from_slice(data);
-                Ok(false)
+        }
+    }
+
+    /// For a body without chunked framing: consumes what belongs to it of `available`
+    /// bytes and returns how many that is (a chunked body takes none this way).
+    fn plain(&mut self, available: usize) -> usize {
+        match self {
+            Framing::UntilClose => available,
+            Framing::Length(left) => {
+                let n = (*left).min(available as u64);
+                *left -= n;
+                n as usize
             }
+            Framing::Empty | Framing::Chunked(_) => 0,
         }
     }
 }

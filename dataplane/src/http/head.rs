@@ -289,7 +289,7 @@ pub fn parse_request(
     let path = req.path.unwrap_or("");
     let minor = req.version.unwrap_or(1);
     let mut fh = FramingHeaders::new();
-    let mut hosts = 0;
+    let (mut hosts, mut host) = (0, None);
     let mut upgrade_hdr = false;
     let mut expect_continue = false;
     for h in req.headers.iter() {
@@ -297,6 +297,7 @@ pub fn parse_request(
             // Framing and connection headers: noted by `fh`.
         } else if eq(h.name, "host") {
             hosts += 1;
+            host = Some(h.value);
         } else if eq(h.name, "upgrade") {
             upgrade_hdr = true;
         } else if eq(h.name, "expect") && h.value.eq_ignore_ascii_case(b"100-continue") {
@@ -314,8 +315,7 @@ pub fn parse_request(
         return Err(HeadError::Bad("fragment in the request target"));
     }
     if let Some(target) = absolute_authority(path) {
-        let host = req.headers.iter().find(|h| eq(h.name, "host"));
-        if host.is_some_and(|h| !same_authority(target, h.value)) {
+        if host.is_some_and(|h| !same_authority(target, h)) {
             return Err(HeadError::Bad(
                 "Host differs from the request target's authority",
             ));
