@@ -1,0 +1,153 @@
+//! Phase 4, the exchange: sending the request head, then the body while the response
+//! is read, so that a server answering early is heard at once. Never parses a
+//! response (`response` does).
+
+use super::response::ResponseFail;
+use super::transfer::{forward_body, BodyFail, Leg};
+use super::Session;
+use crate::connect::ServerConn;
+use crate::http::head::RequestInfo;
+use crate::io::{deadline, write_all, Activity};
+use crate::log::record::Cause;
+use compio::net::TcpStream;
+use futures_util::future::{select, Either};
+use percore_config::rules::sample::Side;
+use percore_config::RetryOn;
+use std::cell::Cell;
+use std::pin::pin;
+use std::time::Duration;
+
+/// What a completed exchange allows next.
+pub(super) struct Exchange {
+    /// The server connection may carry another request.
+    pub(super) server_reusable: bool,
+    /// The client connection may carry another request.
+    pub(super) client_reusable: bool,
+}
+
+impl<'a> Session<'a> {
+    /// `timeout server`, or what `set-timeout server` made it.
+    pub(super) fn server_timeout(&self) -> Option<Duration> {
+        self.txn.server_timeout.or(self.be.settings.timeouts.server)
+    }
+
+    /// Sends the rewritten request head to the server.
+    pub(super) async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
+        let head = std::mem::take(&mut self.req_head);
+        let at = deadline(self.server_timeout());
+        match write_all(server, head, self.request_side.until(at)).await {
+            Ok(head) => {
+                self.req_head = head;
+                Ok(())
+            }
+            Err(_) => {
+                self.req_head = Vec::new();
+                Err(ResponseFail::Closed)
+            }
+        }
+    }
+
+    /// A request without a body: send the head, then forward the response.
+    pub(super) async fn exchange_bodiless(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: &RequestInfo,
+        close_client: bool,
+        retry_on: RetryOn,
+    ) -> Result<Exchange, ResponseFail> {
+        self.send_head(&server.stream).await?;
+        // The request is all in its head: its buffer, empty now, takes the response,
+        // so a request in flight holds one buffer, not two. (It comes back to the
+        // request side at the next head.)
+        if self.cbuf.is_empty() && self.sbuf.capacity() < self.bufsize {
+            std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+        }
+        let started = Cell::new(false);
+        // Nothing is uploaded: no write to one side can refresh a read of the other.
+        let activity = (Activity::new(false), Activity::new(false));
+        let (path, _) = self.response_path(server, &started, &activity, retry_on);
+        let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
+        Ok(Exchange {
+            server_reusable,
+            client_reusable,
+        })
+    }
+
+    /// A request with a body: stream it while the response is read, so that a server
+    /// answering early (or with `100 Continue`) is heard at once.
+    pub(super) async fn exchange_with_body(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: RequestInfo,
+        close_client: bool,
+    ) -> Result<Exchange, ResponseFail> {
+        self.send_head(&server.stream).await?;
+        let started = Cell::new(false);
+        let mut uploaded = 0;
+        let result = self
+            .exchange_both_ways(server, &info, close_client, &started, &mut uploaded)
+            .await;
+        if let Some(rec) = self.log.as_mut() {
+            rec.bytes_in += uploaded;
+        }
+        result
+    }
+
+    /// The two directions of [`Self::exchange_with_body`], counting the body bytes
+    /// uploaded in `uploaded`.
+    pub(super) async fn exchange_both_ways(
+        &mut self,
+        server: &ServerConn<'_>,
+        info: &RequestInfo,
+        close_client: bool,
+        started: &Cell<bool>,
+        uploaded: &mut u64,
+    ) -> Result<Exchange, ResponseFail> {
+        let mut framing = info.framing;
+        let (client_timeout, server_timeout) =
+            (self.fe.settings.timeouts.client, self.server_timeout());
+        // Writes refresh the other way's reads, unless `option independent-streams`
+        // (the frontend's for the client side, the backend's for the server side).
+        let activity = (
+            Activity::new(!self.fe.settings.independent_streams),
+            Activity::new(!self.be.settings.independent_streams),
+        );
+        let (path, up) = self.response_path(server, started, &activity, RetryOn::NONE);
+        let upload = pin!(forward_body(
+            Leg::upload(path.sides, (client_timeout, server_timeout)),
+            up.cbuf,
+            &mut framing,
+            up.wd,
+            uploaded,
+            None,
+        ));
+        let response = pin!(path.forward(info, close_client));
+        match select(upload, response).await {
+            Either::Left((Ok(()), response)) => {
+                let (server_reusable, client_reusable) = response.await?;
+                Ok(Exchange {
+                    server_reusable,
+                    client_reusable,
+                })
+            }
+            Either::Left((Err(BodyFail::Framing), _)) if !started.get() => {
+                Err(ResponseFail::Status(400))
+            }
+            Either::Left((Err(BodyFail::Framing), _)) => Err(ResponseFail::Broken(Cause::Proxy)),
+            Either::Left((Err(BodyFail::Io(cut)), _)) => {
+                Err(ResponseFail::Broken(cut.cause(Side::Request)))
+            }
+            // The response ended first (an early answer, or the last request bytes'
+            // completion not yet seen): the rest of the body still goes to the server,
+            // within the usual timeouts, so both connections stay in step.
+            Either::Right((response, upload)) => {
+                let (server_reusable, client_reusable) = response?;
+                let complete = upload.await.is_ok();
+                Ok(Exchange {
+                    server_reusable: server_reusable && complete,
+                    client_reusable: client_reusable && complete,
+                })
+            }
+        }
+    }
+}
