@@ -105,7 +105,11 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    // Room for perf/compare's 2000 requests in flight arriving at once: with 1024,
+    // a cold origin's queue overflowed and the connections beyond it were retried a
+    // second later, still connecting (and holding their request) when the proxy's
+    // memory was read. The kernel caps it at `net.core.somaxconn`.
+    socket.listen(4096)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }

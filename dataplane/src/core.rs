@@ -37,6 +37,27 @@ pub struct Core {
     pub process_conns: Arc<AtomicU32>,
     /// Where log lines and their datagrams are built.
     pub log_bufs: RefCell<(Vec<u8>, Vec<u8>)>,
+    /// Response waits that hold a read buffer now (at most [`BUFFERED_WAITS`]).
+    buffered_waits: Cell<usize>,
+}
+
+/// How many requests on one core may wait for their server's response with a read
+/// buffer posted. Beyond it, a request waits for its server holding no buffer, as
+/// HAProxy's all do, and takes one when the server speaks: thousands of slow
+/// responses in flight then cost a few KiB each, not a buffer (`tune.bufsize`) each,
+/// while ordinary loads keep the single posted read that waiting with a buffer
+/// allows (waiting without one costs a poll and a `recv(2)`). 32 buffers are
+/// 512 KiB per core at the default `tune.bufsize`.
+pub const BUFFERED_WAITS: usize = 32;
+
+/// A response wait that holds a read buffer; it counts against
+/// [`BUFFERED_WAITS`] while it lives.
+pub struct BufferedWait<'a>(&'a Cell<usize>);
+
+impl Drop for BufferedWait<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl Core {
@@ -64,11 +85,22 @@ impl Core {
             active: Cell::new(0),
             process_conns,
             log_bufs: RefCell::default(),
+            buffered_waits: Cell::new(0),
         }
     }
 }
 
 impl Core {
+    /// Leave to wait for a response with a read buffer, while fewer than
+    /// [`BUFFERED_WAITS`] do on this core.
+    pub fn buffered_wait(&self) -> Option<BufferedWait<'_>> {
+        let n = self.buffered_waits.get();
+        (n < BUFFERED_WAITS).then(|| {
+            self.buffered_waits.set(n + 1);
+            BufferedWait(&self.buffered_waits)
+        })
+    }
+
     /// Client connections open in the whole process.
     pub fn clients(&self) -> usize {
         self.process_conns.load(Ordering::Relaxed) as usize

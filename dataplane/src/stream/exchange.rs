@@ -47,7 +47,10 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A request without a body: send the head, then forward the response.
+    /// A request without a body: send the head, wait for the response to begin, then
+    /// forward it. The steps are boxed apart, so that a request whose server is slow
+    /// to answer holds only the small waiting step; and it holds no read buffer
+    /// unless its core lets it keep one (`Core::buffered_wait`).
     pub(super) async fn exchange_bodiless(
         &mut self,
         server: &ServerConn<'_>,
@@ -55,18 +58,34 @@ impl<'a> Session<'a> {
         close_client: bool,
         retry_on: RetryOn,
     ) -> Result<Exchange, ResponseFail> {
-        self.send_head(&server.stream).await?;
-        // The request is all in its head: its buffer, empty now, takes the response,
-        // so a request in flight holds one buffer, not two. (It comes back to the
-        // request side at the next head.)
-        if self.cbuf.is_empty() && self.sbuf.capacity() < self.bufsize {
-            std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+        let sending = Box::pin(self.send_head(&server.stream));
+        sending.await?;
+        let core = self.core;
+        let buffered = core.buffered_wait();
+        if self.cbuf.is_empty() {
+            if buffered.is_some() {
+                // The request is all in its head: its buffer, empty now, takes the
+                // response, so a request in flight holds one buffer, not two. (It
+                // comes back to the request side at the next head.)
+                if self.sbuf.capacity() < self.bufsize {
+                    std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+                }
+            } else {
+                // Waiting without a buffer: the response gets one when it comes.
+                self.cbuf = Vec::new();
+                self.sbuf = Vec::new();
+            }
         }
         let started = Cell::new(false);
         // Nothing is uploaded: no write to one side can refresh a read of the other.
         let activity = (Activity::new(false), Activity::new(false));
-        let (path, _) = self.response_path(server, &started, &activity, retry_on);
-        let (server_reusable, client_reusable) = path.forward(info, close_client).await?;
+        let (mut path, _) = self.response_path(server, &started, &activity, retry_on);
+        if buffered.is_none() {
+            let waiting = Box::pin(path.wait_for_server());
+            waiting.await?;
+        }
+        let forwarding = Box::pin(path.forward(info, close_client));
+        let (server_reusable, client_reusable) = forwarding.await?;
         Ok(Exchange {
             server_reusable,
             client_reusable,

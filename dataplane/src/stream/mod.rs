@@ -176,12 +176,18 @@ pub async fn serve(core: &Core, fe: &Frontend, conn: Box<Accepted>) {
     };
     let (mut kept, mut start) = Kept::new(fe, conn);
     loop {
-        let session = Session::resume(core, fe, (be_id, be), kept, start);
-        let busy = Box::pin(session.run());
-        let (idle, until) = match busy.await {
-            Some(parked) => parked,
-            None => return,
+        // The session and its requests' future are boxed apart: an async function
+        // taking the session by value would hold it twice (its argument and its
+        // local), 0.8 KiB more for every request in flight.
+        let mut session = Box::new(Session::resume(core, fe, (be_id, be), kept, start));
+        let ended = {
+            let busy = Box::pin(session.serve_requests());
+            busy.await
         };
+        let Ended::Idle(until) = ended else {
+            return;
+        };
+        let idle = session.into_kept();
         let mut wd = Watchdog::default();
         let woke = wait_readable(&idle.client, wd.until(until)).await;
         (kept, start) = (idle, Start::Woke(woke));
@@ -273,12 +279,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Serves requests until the connection ends (`None`), or until it is idle with no
-    /// buffer: then it gives back what it keeps and how long to wait for more.
-    async fn run(mut self) -> Option<(Box<Kept>, Deadline)> {
-        let Ended::Idle(until) = self.serve_requests().await else {
-            return None;
-        };
+    /// What a session idle with no buffer keeps while it waits for more.
+    fn into_kept(self: Box<Self>) -> Box<Kept> {
         let Session {
             client,
             origin,
@@ -288,8 +290,8 @@ impl<'a> Session<'a> {
             private,
             requests,
             ..
-        } = self;
-        let kept = Kept {
+        } = *self;
+        Box::new(Kept {
             client,
             origin,
             accepted,
@@ -299,16 +301,17 @@ impl<'a> Session<'a> {
             log,
             private,
             requests,
-        };
-        Some((Box::new(kept), until))
+        })
     }
 
     /// Serves requests until the connection ends or waits for the next one with no
     /// buffer.
     async fn serve_requests(&mut self) -> Ended {
         loop {
-            // 1. The request head.
-            let info = match self.wait_head().await {
+            // 1. The request head. (Boxed, as the later steps are: the connection's
+            // future keeps only what every step needs.)
+            let waiting = Box::pin(self.wait_head());
+            let info = match waiting.await {
                 Ok(info) => info,
                 Err(HeadWait::Idle(until)) => return Ended::Idle(until),
                 // Closing between requests is normal; closing a new connection (or

@@ -12,7 +12,9 @@ use crate::core::Core;
 use crate::http::body::Framing;
 use crate::http::cookie;
 use crate::http::head::{parse_response, Limits, RequestInfo};
-use crate::io::{deadline, read_more_refreshed, write_all, Activity, IoFail, Watchdog};
+use crate::io::{
+    deadline, read_more_refreshed, wait_readable, write_all, Activity, IoFail, Watchdog,
+};
 use crate::log::record::{Cause, Record};
 use crate::plan::{first_set, Backend, BackendId, Frontend};
 use crate::rules::capture::capture_headers;
@@ -53,7 +55,6 @@ impl<'a> Session<'a> {
         retry_on: RetryOn,
     ) -> (ResponsePath<'s>, Upload<'s>) {
         self.sbuf.clear();
-        self.sbuf.reserve(self.bufsize);
         let server_timeout = self.server_timeout();
         (
             ResponsePath {
@@ -75,6 +76,7 @@ impl<'a> Session<'a> {
                 },
                 client_timeout: self.fe.settings.timeouts.client,
                 limits: self.limits,
+                bufsize: self.bufsize,
                 sbuf: &mut self.sbuf,
                 head: &mut self.resp_head,
                 started,
@@ -114,6 +116,10 @@ pub(super) struct ResponsePath<'s> {
     pub(super) sides: Sides<'s>,
     client_timeout: Option<Duration>,
     limits: Limits,
+    /// `tune.bufsize`: the capacity `sbuf` gets when it has none.
+    bufsize: usize,
+    /// Server bytes read and not yet forwarded; it holds no memory until the server
+    /// has something to read.
     sbuf: &'s mut Vec<u8>,
     head: &'s mut Vec<u8>,
     /// Set once any byte of the response reached the client.
@@ -182,6 +188,17 @@ impl ResponsePath<'_> {
         }
     }
 
+    /// Waits, holding no buffer, until the server has sent something or closed (the
+    /// read that follows tells which), as HAProxy waits for every response; `timeout
+    /// server` ends the wait as it would end a read.
+    pub(super) async fn wait_for_server(&mut self) -> Result<(), ResponseFail> {
+        let at = deadline(self.server_timeout);
+        match wait_readable(self.sides.server, self.wd.until(at)).await {
+            Err(IoFail::Timeout) => Err(self.fail_or_retry(504, self.retry_on.response_timeout)),
+            Ok(()) | Err(IoFail::Io(_)) => Ok(()),
+        }
+    }
+
     /// Reads the response head (forwarding interim 1xx ones), sends it to the client,
     /// then streams the body or switches to a tunnel. Returns whether the server
     /// connection and the client connection may be reused.
@@ -199,6 +216,9 @@ impl ResponsePath<'_> {
             let info = match parsed {
                 Ok(Some(info)) => info,
                 Ok(None) => {
+                    if self.sbuf.capacity() == 0 {
+                        self.sbuf.reserve(self.bufsize);
+                    }
                     let (res, b) = read_more_refreshed(
                         self.sides.server,
                         std::mem::take(self.sbuf),
