@@ -6,9 +6,9 @@ use compio::buf::{BufResult, IntoInner, IoBuf, IoBufMut};
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -89,47 +89,70 @@ impl Watchdog {
     }
 
     /// Runs `f`, giving up at the deadline.
-    pub async fn run<F: Future>(&mut self, f: F) -> Result<F::Output, IoFail> {
-        self.run_refreshed(f, None).await
+    pub fn run<F: Future>(&mut self, f: F) -> Guarded<'_, F> {
+        self.run_refreshed(f, None)
     }
 
     /// Runs `f`, giving up at the deadline unless `refresh` says the socket was written
     /// to since: then the deadline moves to that write plus the timeout, and `f` goes on
     /// (it is never cancelled and started again, so no byte it read is lost).
-    pub async fn run_refreshed<F: Future>(
-        &mut self,
+    pub fn run_refreshed<'w, F: Future>(
+        &'w mut self,
         f: F,
-        refresh: Refresh<'_>,
-    ) -> Result<F::Output, IoFail> {
-        let mut f = pin!(f);
+        refresh: Refresh<'w>,
+    ) -> Guarded<'w, F> {
+        Guarded {
+            f,
+            wd: self,
+            refresh,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future run under a [`Watchdog`]'s deadline. Written by hand rather than as an
+    /// async function: one of those holds its argument twice (as received and as
+    /// pinned), and every read and write of a connection is one of these.
+    pub struct Guarded<'w, F> {
+        #[pin]
+        f: F,
+        wd: &'w mut Watchdog,
+        refresh: Refresh<'w>,
+    }
+}
+
+impl<F: Future> Future for Guarded<'_, F> {
+    type Output = Result<F::Output, IoFail>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut f = this.f;
+        let wd = this.wd;
         loop {
-            let Some(deadline) = self.deadline else {
-                return Ok(f.await);
+            let Some(deadline) = wd.deadline else {
+                return f.poll(cx).map(Ok);
             };
-            if self.timer.as_ref().is_none_or(|t| t.at > deadline) {
-                self.timer = Some(ArmedTimer::new(deadline));
+            if wd.timer.as_ref().is_none_or(|t| t.at > deadline) {
+                wd.timer = Some(ArmedTimer::new(deadline));
             }
-            let Some(timer) = self.timer.as_mut() else {
+            if let Poll::Ready(out) = f.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            let Some(timer) = wd.timer.as_mut() else {
                 unreachable!("armed just above");
             };
-            let done = poll_fn(|cx| match f.as_mut().poll(cx) {
-                Poll::Ready(out) => Poll::Ready(Some(out)),
-                Poll::Pending if timer.fired(cx) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            })
-            .await;
-            match done {
-                Some(out) => return Ok(out),
-                None => {
-                    self.timer = None;
-                    let later = refresh.and_then(|(written, timeout)| written.plus(timeout));
-                    let until = later.map_or(deadline, |later| later.max(deadline));
-                    if Instant::now() >= until {
-                        return Err(IoFail::Timeout);
-                    }
-                    self.deadline = Some(until);
-                }
+            if !timer.fired(cx) {
+                return Poll::Pending;
             }
+            wd.timer = None;
+            let later = this
+                .refresh
+                .and_then(|(written, timeout)| written.plus(timeout));
+            let until = later.map_or(deadline, |later| later.max(deadline));
+            if Instant::now() >= until {
+                return Poll::Ready(Err(IoFail::Timeout));
+            }
+            wd.deadline = Some(until);
         }
     }
 }
