@@ -131,6 +131,9 @@ impl<'a> Session<'a> {
             Activity::new(!self.fe.settings.independent_streams),
             Activity::new(!self.be.settings.independent_streams),
         );
+        // The response is read while the body goes up: its read is posted at once,
+        // with its buffer.
+        self.sbuf.reserve(self.bufsize);
         let (path, up) = self.response_path(server, started, &activity, RetryOn::NONE);
         let upload = pin!(forward_body(
             Leg::upload(path.sides, (client_timeout, server_timeout)),

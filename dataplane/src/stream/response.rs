@@ -13,7 +13,7 @@ use crate::http::body::Framing;
 use crate::http::cookie;
 use crate::http::head::{parse_response, Limits, RequestInfo};
 use crate::io::{
-    deadline, read_more_refreshed, wait_readable, write_all, Activity, IoFail, Watchdog,
+    deadline, read_more_refreshed, read_ready, wait_readable, write_all, Activity, IoFail, Watchdog,
 };
 use crate::log::record::{Cause, Record};
 use crate::plan::{first_set, Backend, BackendId, Frontend};
@@ -118,8 +118,8 @@ pub(super) struct ResponsePath<'s> {
     limits: Limits,
     /// `tune.bufsize`: the capacity `sbuf` gets when it has none.
     bufsize: usize,
-    /// Server bytes read and not yet forwarded; it holds no memory until the server
-    /// has something to read.
+    /// Server bytes read and not yet forwarded. It has no capacity when the response
+    /// was waited for without a buffer: then the server has something to read.
     sbuf: &'s mut Vec<u8>,
     head: &'s mut Vec<u8>,
     /// Set once any byte of the response reached the client.
@@ -216,17 +216,28 @@ impl ResponsePath<'_> {
             let info = match parsed {
                 Ok(Some(info)) => info,
                 Ok(None) => {
-                    if self.sbuf.capacity() == 0 {
+                    // A response waited for without a buffer (`wait_for_server`) has
+                    // something to read: it is read at once, without posting a read.
+                    let ready = if self.sbuf.capacity() == 0 {
                         self.sbuf.reserve(self.bufsize);
-                    }
-                    let (res, b) = read_more_refreshed(
-                        self.sides.server,
-                        std::mem::take(self.sbuf),
-                        self.wd.until(deadline(self.server_timeout)),
-                        self.server_timeout.map(|t| (self.sides.to_server, t)),
-                    )
-                    .await;
-                    *self.sbuf = b;
+                        read_ready(self.sides.server, self.sbuf).transpose()
+                    } else {
+                        None
+                    };
+                    let res = match ready {
+                        Some(res) => res.map_err(IoFail::from),
+                        None => {
+                            let (res, b) = read_more_refreshed(
+                                self.sides.server,
+                                std::mem::take(self.sbuf),
+                                self.wd.until(deadline(self.server_timeout)),
+                                self.server_timeout.map(|t| (self.sides.to_server, t)),
+                            )
+                            .await;
+                            *self.sbuf = b;
+                            res
+                        }
+                    };
                     match res {
                         Ok(0) | Err(IoFail::Io(_))
                             if self.sbuf.is_empty() && !self.started.get() =>
