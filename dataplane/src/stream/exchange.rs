@@ -31,12 +31,20 @@ impl<'a> Session<'a> {
         self.txn.server_timeout.or(self.be.settings.timeouts.server)
     }
 
-    /// Sends the rewritten request head to the server.
-    pub(super) async fn send_head(&mut self, server: &TcpStream) -> Result<(), ResponseFail> {
-        let head = std::mem::take(&mut self.req_head);
+    /// Sends the rewritten request head to the server, and in the same write the first
+    /// `body` bytes of the client buffer (a whole body; they stay there).
+    pub(super) async fn send_head(
+        &mut self,
+        server: &TcpStream,
+        body: usize,
+    ) -> Result<(), ResponseFail> {
+        let mut head = std::mem::take(&mut self.req_head);
+        let head_len = head.len();
+        head.extend_from_slice(&self.cbuf[..body]);
         let at = deadline(self.server_timeout());
         match write_all(server, head, self.request_side.until(at)).await {
-            Ok(head) => {
+            Ok(mut head) => {
+                head.truncate(head_len);
                 self.req_head = head;
                 Ok(())
             }
@@ -47,34 +55,38 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A request without a body: send the head, wait for the response to begin, then
-    /// forward it. The steps are boxed apart, so that a request whose server is slow
-    /// to answer holds only the small waiting step; and it holds no read buffer
-    /// unless its core lets it keep one (`Core::buffered_wait`).
-    pub(super) async fn exchange_bodiless(
+    /// A whole request (its body, `body` bytes long, all in the client buffer): send
+    /// it in one write, wait for the response to begin, then forward it; the body
+    /// leaves the client buffer once the exchange completes, so that a retry can send
+    /// it again. The steps are boxed apart, so that a request whose server is slow to
+    /// answer holds only the small waiting step; and it holds no read buffer unless
+    /// its core lets it keep one (`Core::buffered_wait`).
+    pub(super) async fn exchange_whole(
         &mut self,
         server: &ServerConn<'_>,
-        info: &RequestInfo,
+        (info, body): (&RequestInfo, usize),
         close_client: bool,
         retry_on: RetryOn,
     ) -> Result<Exchange, ResponseFail> {
-        let sending = Box::pin(self.send_head(&server.stream));
+        let sending = Box::pin(self.send_head(&server.stream, body));
         sending.await?;
         let core = self.core;
         let buffered = core.buffered_wait();
-        if self.cbuf.is_empty() {
-            if buffered.is_some() {
-                // The request is all in its head: its buffer, empty now, takes the
-                // response, so a request in flight holds one buffer, not two. (It
-                // comes back to the request side at the next head.)
-                if self.sbuf.capacity() < self.bufsize {
-                    std::mem::swap(&mut self.cbuf, &mut self.sbuf);
-                }
-            } else {
-                // Waiting without a buffer: the response gets one when it comes.
+        match (&buffered, self.cbuf.is_empty()) {
+            // The request is all sent: its buffer, empty now, takes the response, so a
+            // request in flight holds one buffer, not two. (It comes back to the
+            // request side at the next head.)
+            (Some(_), true) if self.sbuf.capacity() < self.bufsize => {
+                std::mem::swap(&mut self.cbuf, &mut self.sbuf);
+            }
+            // The client buffer keeps the body (for a retry) or pipelined bytes.
+            (Some(_), _) => self.sbuf.reserve(self.bufsize),
+            // Waiting without a buffer: the response gets one when it comes.
+            (None, true) => {
                 self.cbuf = Vec::new();
                 self.sbuf = Vec::new();
             }
+            (None, false) => self.sbuf = Vec::new(),
         }
         let started = Cell::new(false);
         // Nothing is uploaded: no write to one side can refresh a read of the other.
@@ -86,6 +98,10 @@ impl<'a> Session<'a> {
         }
         let forwarding = Box::pin(path.forward(info, close_client));
         let (server_reusable, client_reusable) = forwarding.await?;
+        self.cbuf.drain(..body);
+        if let Some(rec) = self.log.as_mut() {
+            rec.bytes_in += body as u64;
+        }
         Ok(Exchange {
             server_reusable,
             client_reusable,
@@ -100,7 +116,7 @@ impl<'a> Session<'a> {
         info: RequestInfo,
         close_client: bool,
     ) -> Result<Exchange, ResponseFail> {
-        self.send_head(&server.stream).await?;
+        self.send_head(&server.stream, 0).await?;
         let started = Cell::new(false);
         let mut uploaded = 0;
         let result = self

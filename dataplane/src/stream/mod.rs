@@ -400,6 +400,12 @@ impl<'a> Session<'a> {
             }
             let edits = self.edits();
             finish_request(&mut self.req_head, &info, edits);
+            // A request whose body is all at hand (or that has none) is sent whole and
+            // may be sent again, as HAProxy resends a request that fits its buffer.
+            let Ok(whole) = self.whole_body(&info) else {
+                self.fail(400, (Cause::ClientAbort, Phase::Data)).await;
+                return Ended::Closed;
+            };
 
             // 3. The server.
             let shared = match self.be.reuse {
@@ -421,11 +427,11 @@ impl<'a> Session<'a> {
             self.note_cookies(presented.as_deref(), server.key.1);
 
             // 4-5. The exchange.
-            let result = if info.framing == Framing::Empty {
+            let result = if let Some(body) = whole {
                 let mut fresh_tried = false;
                 loop {
                     // What this attempt's failure may be retried for (`retry-on`,
-                    // within `retries`); only bodiless requests are sent again.
+                    // within `retries`); only whole requests are sent again.
                     let retry_on = if self.attempts.retries_left(self.be) > 0 {
                         self.be.retry_on
                     } else {
@@ -436,8 +442,12 @@ impl<'a> Session<'a> {
                     // (The box is made in its own statement: a temporary future in the
                     // statement of an `.await` would be kept in the connection's future
                     // all the same.)
-                    let exchange =
-                        Box::pin(self.exchange_bodiless(&server, &info, close_client, retry_on));
+                    let exchange = Box::pin(self.exchange_whole(
+                        &server,
+                        (&info, body),
+                        close_client,
+                        retry_on,
+                    ));
                     let r = exchange.await;
                     let avoid = match r {
                         // An idle connection the server had just closed: one fresh

@@ -5,6 +5,7 @@
 
 use super::{Session, ERROR_WRITE_LIMIT};
 use crate::connect::Attempts;
+use crate::http::body::FramingError;
 use crate::http::head::{parse_request, RequestEdits, RequestInfo};
 use crate::http::message;
 use crate::io::{deadline, read_more, read_ready, write_all, Deadline, IoFail, Watchdog};
@@ -31,6 +32,17 @@ pub(super) enum HeadWait {
 }
 
 impl<'a> Session<'a> {
+    /// The length of the request's body when all of it is in the client buffer
+    /// already (0 without a body), its chunk-size lines made canonical in place on the
+    /// way; `None` while some of it is still to come. `Err` for invalid chunked
+    /// framing.
+    pub(super) fn whole_body(&mut self, info: &RequestInfo) -> Result<Option<usize>, FramingError> {
+        let mut framing = info.framing;
+        let at_hand = self.cbuf.len();
+        let n = framing.advance(&mut self.cbuf, at_hand)?;
+        Ok(framing.is_done().then_some(n))
+    }
+
     /// Waits for and parses the next request head into `req_head`.
     pub(super) async fn wait_head(&mut self) -> Result<RequestInfo, HeadWait> {
         let t = &self.fe.settings.timeouts;
