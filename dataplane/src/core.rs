@@ -51,7 +51,7 @@ pub struct Core {
 pub const BUFFERED_WAITS: usize = 32;
 
 /// A response wait that holds a read buffer; it counts against
-/// [`BUFFERED_WAITS`] while it lives.
+/// [`BUFFERED_WAITS`] until the response's head has come.
 pub struct BufferedWait<'a>(&'a Cell<usize>);
 
 impl Drop for BufferedWait<'_> {

@@ -91,8 +91,10 @@ impl<'a> Session<'a> {
         let started = Cell::new(false);
         // Nothing is uploaded: no write to one side can refresh a read of the other.
         let activity = (Activity::new(false), Activity::new(false));
+        let waits_unbuffered = buffered.is_none();
         let (mut path, _) = self.response_path(server, &started, &activity, retry_on);
-        if buffered.is_none() {
+        path.buffered = buffered;
+        if waits_unbuffered {
             let waiting = Box::pin(path.wait_for_server());
             waiting.await?;
         }

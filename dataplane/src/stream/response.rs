@@ -8,7 +8,7 @@ use super::transfer::{forward_body, BodyFail, Leg, Sides};
 use super::Session;
 use crate::checks::Observed;
 use crate::connect::{ServerConn, Slot};
-use crate::core::Core;
+use crate::core::{BufferedWait, Core};
 use crate::http::body::Framing;
 use crate::http::cookie;
 use crate::http::head::{parse_response, Limits, RequestInfo};
@@ -84,6 +84,7 @@ impl<'a> Session<'a> {
                 cookie: self.cookie_edit.as_ref(),
                 log: self.log.as_deref_mut(),
                 retry_on,
+                buffered: None,
             },
             Upload {
                 cbuf: &mut self.cbuf,
@@ -133,6 +134,9 @@ pub(super) struct ResponsePath<'s> {
     /// The failures that end this attempt with [`ResponseFail::Retry`] instead of an
     /// error response, as long as nothing has reached the client.
     retry_on: RetryOn,
+    /// The core's leave to wait for this response with a read buffer, given back
+    /// when its head has come.
+    pub(super) buffered: Option<BufferedWait<'s>>,
 }
 
 /// What streaming the request body needs, alongside a [`ResponsePath`].
@@ -254,6 +258,7 @@ impl ResponsePath<'_> {
                 Err(_) => return Err(self.fail_or_retry(502, self.retry_on.junk_response)),
             };
             self.sbuf.drain(..info.head_len);
+            self.buffered = None;
             if let Some(rec) = self.log.as_deref_mut() {
                 rec.t_data = rec.now();
                 rec.status = Some(info.status);
