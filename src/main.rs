@@ -46,8 +46,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Action::Condition(expr) => {
-            let words: Vec<String> = expr.split(' ').map(String::from).collect();
-            match percore_config::cond::evaluate(&words, &|n| std::env::var(n).ok()) {
+            // Quotes, escapes and variables are processed as in an `.if` line, as
+            // HAProxy does for `-cc`.
+            let env = |n: &str| std::env::var(n).ok();
+            let evaluated = percore_config::lexer::split_line(&expr, &env)
+                .and_then(|words| percore_config::cond::evaluate(&words, &env));
+            match evaluated {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_percore, write_config};
+use common::{have, percore_bin, run_percore, write_config};
 
 use std::path::{Path, PathBuf};
 
@@ -345,5 +345,33 @@ fn never_panics_on_mangled_seeds() {
             assert!(code == 0 || code == 1);
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// `-cc` reads its expression as an `.if` line is read, quotes, escapes and
+/// variables processed, as haproxy does (#17).
+#[test]
+fn condition_expressions_are_read_as_if_lines_as_in_haproxy() {
+    assert!(have("haproxy"), "haproxy is required");
+    let cases = [
+        ("streq(foo,'foo')", Some(0)),
+        ("streq(foo,\"bar\")", Some(1)),
+        ("strneq(\"$PERCORE_CC_TEST\",x)", Some(0)),
+        ("streq(\"${PERCORE_CC_TEST}\",set)", Some(0)),
+        ("defined(PERCORE_CC_TEST) && version_atleast(2.4)", Some(0)),
+    ];
+    for (expr, expected) in cases {
+        let ours = std::process::Command::new(percore_bin())
+            .args(["-cc", expr])
+            .env("PERCORE_CC_TEST", "set")
+            .output()
+            .unwrap();
+        let theirs = std::process::Command::new("haproxy")
+            .args(["-cc", expr])
+            .env("PERCORE_CC_TEST", "set")
+            .output()
+            .unwrap();
+        assert_eq!(theirs.status.code(), expected, "haproxy -cc {expr}");
+        assert_eq!(ours.status.code(), expected, "percore -cc {expr}");
     }
 }

@@ -492,8 +492,9 @@ pub enum Converter {
     Base64,
     /// `b64dec`.
     B64dec,
-    /// `url_dec`.
-    UrlDec,
+    /// `url_dec([in_form])`: `+` becomes a space after a `?`, or everywhere when
+    /// `in_form` is set (the input is a form or a query string).
+    UrlDec { in_form: bool },
     /// `hex`.
     Hex,
     /// `crc32`, `djb2`, `sdbm`, `wt6`, with `avalanche` when given 1.
@@ -543,7 +544,7 @@ impl Converter {
             | Word { .. }
             | Regsub { .. }
             | Base64
-            | UrlDec
+            | UrlDec { .. }
             | Hex
             | Json(_)
             | Strftime { .. }
@@ -1050,7 +1051,11 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
         "b64dec" => none(B64dec),
         "url_dec" => {
             arity(name, args, 0, 1)?;
-            Ok(UrlDec)
+            let in_form = match args.first() {
+                Some(a) => int_arg(name, a)? != 0,
+                None => false,
+            };
+            Ok(UrlDec { in_form })
         }
         "hex" => none(Hex),
         "crc32" => hash(HashConv::Crc32),

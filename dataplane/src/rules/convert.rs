@@ -103,7 +103,7 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
                 .decode(v.as_bytes())
                 .ok()?,
         ))),
-        UrlDec => owned(percent_encoding::percent_decode(&v.as_bytes()).collect()),
+        UrlDec { in_form } => url_decode(&v.as_bytes(), *in_form).and_then(owned),
         Hex => owned(hex::encode_upper(&*v.as_bytes()).into_bytes()),
         Hash(h, avalanche) => {
             let b = v.as_bytes();
@@ -288,8 +288,34 @@ fn slice(b: Cow<'_, [u8]>, from: usize, to: usize) -> Cow<'_, [u8]> {
     }
 }
 
+/// `url_dec`: `%XX` escapes decoded, `+` turned into a space in a form (`in_form`)
+/// and after the first `?`, as HAProxy decodes; `None` (no sample) for a `%` not
+/// followed by two hexadecimal digits.
+fn url_decode(b: &[u8], mut in_form: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' if in_form => out.push(b' '),
+            b'%' => {
+                let digit = |at: usize| char::from(*b.get(at)?).to_digit(16);
+                let (hi, lo) = (digit(i + 1)?, digit(i + 2)?);
+                out.push((hi * 16 + lo) as u8);
+                i += 2;
+            }
+            c => {
+                in_form |= c == b'?';
+                out.push(c);
+            }
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
 /// `field`/`word`: the `index`-th part (negative: from the end) and `count - 1` more
-/// (0: all the rest), delimiters between them kept.
+/// (0: all the rest), delimiters between them kept. Past the last part, `field` has
+/// no sample and `word` an empty one, as in HAProxy 2.6.
 fn pick<'a>(
     b: Cow<'a, [u8]>,
     index: i64,
@@ -306,7 +332,8 @@ fn pick<'a>(
     let n = parts().count() as i64;
     let first = if index > 0 { index - 1 } else { n + index };
     if first < 0 || first >= n {
-        return Some(Value::Str(Cow::Borrowed(b"")));
+        // HAProxy 2.6: `field` has no sample there, `word` an empty one.
+        return words.then_some(Value::Str(Cow::Borrowed(b"")));
     }
     let last = if count <= 0 {
         n - 1
@@ -358,7 +385,18 @@ mod tests {
         assert_eq!(s(pick(b(b"a:b:c"), -1, b":", 1, false)), b"c");
         assert_eq!(s(pick(b(b"a:b:c"), 2, b":", 0, false)), b"b:c");
         assert_eq!(s(pick(b(b"::a::b"), 2, b":", 1, true)), b"b");
-        assert_eq!(s(pick(b(b"a"), 3, b":", 1, false)), b"");
+        assert!(pick(b(b"a"), 3, b":", 1, false).is_none());
+        assert!(pick(b(b"a:b"), -3, b":", 1, false).is_none());
+        assert_eq!(s(pick(b(b"a:b"), 3, b":", 1, true)), b"");
+    }
+
+    #[test]
+    fn url_decoding_as_haproxy() {
+        assert_eq!(url_decode(b"/a+b?c+d%20e", false).unwrap(), b"/a+b?c d e");
+        assert_eq!(url_decode(b"a+b", true).unwrap(), b"a b");
+        assert!(url_decode(b"a%2", false).is_none());
+        assert!(url_decode(b"a%zz", false).is_none());
+        assert!(url_decode(b"a%+1", false).is_none());
     }
 
     #[test]

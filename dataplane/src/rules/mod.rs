@@ -156,7 +156,8 @@ pub fn holds(cond: &Option<Condition>, acls: &Acls, cx: &Context<'_>) -> bool {
 }
 
 /// Renders a log-format string used by a rule into `out` (cleared first). A missing
-/// or empty sample is written `-`, as HAProxy does.
+/// or empty sample writes nothing, as in HAProxy's header values (a log line writes
+/// `-`).
 pub fn render(lf: &LogFormat, cx: &Context<'_>, out: &mut Vec<u8>) {
     render_parts(lf, cx, None, out)
 }
@@ -186,7 +187,12 @@ fn render_parts(lf: &LogFormat, cx: &Context<'_>, rec: Option<&Record>, out: &mu
                     v.write_to(out);
                 }
                 if out.len() == start {
-                    crate::log::vars::text(None, *flags, out);
+                    // A log line shows a missing or empty sample as `-`; a header
+                    // value, body or target gets nothing there, as from HAProxy (a
+                    // quoted one still shows `""`).
+                    if rec.is_some() || flags.quote {
+                        crate::log::vars::text(None, *flags, out);
+                    }
                 } else if flags.quote || flags.escape {
                     let written = out.split_off(start);
                     crate::log::vars::text(Some(&written), *flags, out);

@@ -1,4 +1,5 @@
-//! Phase 4, the exchange: sending the request head, then the body while the response
+//! Phase 4, the exchange: a whole request (no body, or all of it at hand) leaves in
+//! one write and may be sent again; a body still arriving streams while the response
 //! is read, so that a server answering early is heard at once. Never parses a
 //! response (`response` does).
 

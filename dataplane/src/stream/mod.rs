@@ -6,16 +6,20 @@
 //! 2. the rules, which answer themselves or pick the backend (`rules`);
 //! 3. get a server connection: persistence, slot, idle pool or connect (`route`,
 //!    over `connect`);
-//! 4. send the head, then stream the request body while reading the response
-//!    (`exchange`; `transfer` moves bodies, `http::body` tells where each ends);
+//! 4. send the request: whole when its body is all at hand (then a failure `retry-on`
+//!    names sends it again), otherwise the head, then the body streamed while the
+//!    response is read (`exchange`; `transfer` moves bodies, `http::body` tells where
+//!    each ends);
 //! 5. forward the response, its interim 1xx ones first, or switch to a tunnel after
-//!    `101` (`response`); a failure `retry-on` names sends the request again;
+//!    `101` (`response`); a slow server is waited for without a read buffer;
 //! 6. keep both connections for the next request when the protocol and the
 //!    connection modes allow, otherwise close.
 //!
 //! Failures end with HAProxy's status codes (400 408 414 431 501 502 503 504) written to
-//! the client before closing. The session's buffers live as long as the connection:
-//! nothing is allocated per request in steady state.
+//! the client before closing. The session's buffers are reused from request to request
+//! while the connection is busy, and given back while it idles or its server thinks;
+//! each phase's future is boxed for as long as it runs, so that a connection holds
+//! what its current phase needs and no more.
 
 use crate::connect::{Attempts, Origin, Reuse, ServerConn};
 use crate::core::Core;
