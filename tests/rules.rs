@@ -778,3 +778,54 @@ fn samples_in_header_values_as_in_haproxy() {
     assert!(seen[1].contains(&"x-url: /p+q?echo=1&x=a b c".to_string()));
     assert!(seen[1].contains(&"x-word-found: found".to_string()));
 }
+
+/// `map_regm` puts the matching key's captures into the value (`\1`, `\2`), as
+/// haproxy 2.6 does (#17); `map_reg` keeps the value as written.
+#[test]
+fn map_regm_substitutes_captures_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let o = origin("echo");
+    let map = temp_path("regm.map");
+    std::fs::write(
+        &map,
+        "^/u/([a-z]+)/([0-9]+)$ user=\\1,id=\\2\n^/v/(.*)$ v=\\1\n",
+    )
+    .unwrap();
+    let map = map.display();
+    let frontend = format!(
+        "  http-request set-header X-Regm \"%[path,map_regm({map},none)]\"\n  http-request set-header X-Reg \"%[path,map_reg({map},none)]\"\n"
+    );
+    let mut seen = Vec::new();
+    for name in ["haproxy", "percore"] {
+        let port = free_port();
+        let text = format!(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontend}  default_backend be\n\nbackend be\n  server s {}\n",
+            o.addr
+        );
+        let (_h, _p);
+        if name == "haproxy" {
+            _h = Haproxy::start(&text, port);
+        } else {
+            _p = Percore::start(&text, port);
+        }
+        let mut lines = Vec::new();
+        for path in ["/u/bob/42?echo=1", "/v/x?echo=1", "/w?echo=1"] {
+            let (_, head) = echoed(port, &req(path, "t"));
+            lines.extend(
+                head.lines()
+                    .map(str::to_ascii_lowercase)
+                    .filter(|l| l.starts_with("x-reg")),
+            );
+        }
+        seen.push(lines);
+    }
+    assert_eq!(seen[1], seen[0], "percore, then haproxy");
+    assert!(
+        seen[1].contains(&"x-regm: user=bob,id=42".to_string()),
+        "{:?}",
+        seen[1]
+    );
+}

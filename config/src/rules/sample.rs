@@ -530,6 +530,8 @@ pub enum Converter {
         output: SampleType,
         /// Returned when no key matches.
         default: Option<Arc<[u8]>>,
+        /// `map_regm`: `\N` in a value stands for the matching key's capture N.
+        substitute: bool,
     },
 }
 
@@ -1088,6 +1090,7 @@ fn converter(name: &str, args: &[String], files: FileReader<'_>) -> Result<Conve
                 map: Arc::new(list),
                 output,
                 default: opt(args, 1).map(|d| d.as_bytes().into()),
+                substitute: map.starts_with("map_regm"),
             })
         }
         "json" => {

@@ -6,6 +6,7 @@ use super::value::Value;
 use super::Context;
 use crate::balance::{djb2, full_hash, sdbm, wt6};
 use base64::Engine;
+use percore_config::rules::pattern::Patterns;
 use percore_config::rules::sample::{Arith, Converter, HashConv, IntArg, JsonInput, SampleType};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -148,15 +149,28 @@ pub fn convert<'a>(c: &'a Converter, v: Value<'a>, cx: &Context<'a>) -> Option<V
             map,
             output,
             default,
+            substitute,
         } => {
-            let value = match find(map, &v) {
+            let found = find(map, &v);
+            let value = match found {
                 Some(i) => &map.values[i],
                 None => default.as_ref()?,
             };
+            // `map_regm`: the value's `\N` take the matching key's captures.
+            let value = match (substitute, found, &map.patterns) {
+                (true, Some(i), Patterns::Regexes(res)) => {
+                    let subject = bytes(v)?;
+                    let caps = res[i].captures(&subject)?;
+                    let mut out = Vec::new();
+                    expand(value, &caps, &mut out);
+                    Value::Str(Cow::Owned(out))
+                }
+                _ => Value::str(value),
+            };
             match output {
-                SampleType::Int => Some(Value::Int(super::value::leading_int(value)?)),
-                SampleType::Ip => Value::str(value).as_ip().map(Value::Ip),
-                _ => Some(Value::str(value)),
+                SampleType::Int => Some(Value::Int(super::value::leading_int(&value.as_bytes())?)),
+                SampleType::Ip => value.as_ip().map(Value::Ip),
+                _ => Some(value),
             }
         }
     }
