@@ -829,3 +829,68 @@ fn map_regm_substitutes_captures_as_in_haproxy() {
         seen[1]
     );
 }
+
+/// `option forwardfor` as haproxy 2.6 combines a frontend's and a backend's (#17):
+/// either side asking adds the header, either side's `except` stops it, the
+/// backend's header name wins, and `if-none` holds only when every side that asks
+/// says it. Every pair of five settings, with and without an X-Forwarded-For
+/// already in the request, against haproxy.
+#[test]
+fn forwardfor_combines_frontend_and_backend_as_in_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+    let o = origin("echo");
+    let settings = [
+        "",
+        "  option forwardfor\n",
+        "  option forwardfor if-none\n",
+        "  option forwardfor except 127.0.0.0/8\n",
+        "  option forwardfor header X-Real-IP\n",
+    ];
+    let mut seen = Vec::new();
+    for name in ["haproxy", "percore"] {
+        let ports: Vec<u16> = (0..settings.len()).map(|_| free_port()).collect();
+        let mut text = String::from(
+            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n",
+        );
+        for (i, fe) in settings.iter().enumerate() {
+            text.push_str(&format!(
+                "\nfrontend fe{i}\n  bind 127.0.0.1:{}\n{fe}  use_backend be%[req.hdr(x-be)]\n",
+                ports[i]
+            ));
+        }
+        for (j, be) in settings.iter().enumerate() {
+            text.push_str(&format!("\nbackend be{j}\n{be}  server s {}\n", o.addr));
+        }
+        let (_h, _p);
+        if name == "haproxy" {
+            _h = Haproxy::start(&text, ports[0]);
+        } else {
+            _p = Percore::start(&text, ports[0]);
+        }
+        let mut lines = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            wait_port(*port);
+            for j in 0..settings.len() {
+                for existing in ["", "X-Forwarded-For: 10.0.0.1\r\n"] {
+                    let raw = format!(
+                        "GET /?echo=1 HTTP/1.1\r\nHost: t\r\nX-Be: {j}\r\n{existing}Connection: close\r\n\r\n"
+                    );
+                    let (_, head) = echoed(*port, &raw);
+                    let got: Vec<String> = head
+                        .lines()
+                        .map(str::to_ascii_lowercase)
+                        .filter(|l| l.starts_with("x-forwarded-for") || l.starts_with("x-real-ip"))
+                        .collect();
+                    lines.push(format!("fe{i} be{j} {existing:?}: {got:?}"));
+                }
+            }
+        }
+        seen.push(lines);
+    }
+    for (theirs, ours) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(ours, theirs, "percore, then haproxy");
+    }
+}

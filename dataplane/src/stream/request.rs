@@ -277,23 +277,48 @@ impl<'a> Session<'a> {
     pub(super) fn edits(&self) -> RequestEdits<'a> {
         let (fe, be) = (self.fe, self.be);
         let (src, dst) = (self.txn.src, self.txn.dst);
-        let ff = fe
+        // As HAProxy combines the frontend's and the backend's options: the header is
+        // added when either asks, unless the address is in either's `except`; the
+        // backend's header name wins; `if-none` holds only when every side that asks
+        // says it (one plain `option forwardfor` adds the header always).
+        let ffs = [
+            fe.settings.forwardfor.as_ref(),
+            be.settings.forwardfor.as_ref(),
+        ];
+        let forwarded_for = be
             .settings
             .forwardfor
             .as_ref()
-            .or(be.settings.forwardfor.as_ref());
-        let ot = fe
+            .or(fe.settings.forwardfor.as_ref());
+        let forwarded_for = forwarded_for
+            .filter(|_| {
+                !ffs.iter()
+                    .flatten()
+                    .any(|f| f.except.is_some_and(|n| n.contains(src.ip())))
+            })
+            .map(|f| {
+                let if_none = ffs.iter().flatten().all(|f| f.if_none);
+                (f.header.as_str(), src.ip(), if_none)
+            });
+        let ots = [
+            fe.settings.originalto.as_ref(),
+            be.settings.originalto.as_ref(),
+        ];
+        let original_to = be
             .settings
             .originalto
             .as_ref()
-            .or(be.settings.originalto.as_ref());
+            .or(fe.settings.originalto.as_ref());
+        let original_to = original_to
+            .filter(|_| {
+                !ots.iter()
+                    .flatten()
+                    .any(|o| o.except.is_some_and(|n| n.contains(dst.ip())))
+            })
+            .map(|o| (o.header.as_str(), dst.ip()));
         RequestEdits {
-            forwarded_for: ff
-                .filter(|f| !f.except.is_some_and(|n| n.contains(src.ip())))
-                .map(|f| (f.header.as_str(), src.ip(), f.if_none)),
-            original_to: ot
-                .filter(|o| !o.except.is_some_and(|n| n.contains(dst.ip())))
-                .map(|o| (o.header.as_str(), dst.ip())),
+            forwarded_for,
+            original_to,
             close_server: self.close_server,
         }
     }
