@@ -739,22 +739,15 @@ fn tcp_content_rules_run_for_each_request() {
     }
 }
 
-/// Samples in header values answer as haproxy 2.6's do (#17): a missing or empty
-/// sample writes nothing (not `-`, which is for log lines); `field` past the last
-/// field has no sample while `word` has an empty one; `url_dec` turns `+` into a
-/// space after the `?` (everywhere with `url_dec(1)`) and fails on a bad escape.
-#[test]
-fn samples_in_header_values_as_in_haproxy() {
+/// The `x-` header lines an echoing origin `o` received for each of `requests`,
+/// through haproxy and then through percore, each started on the same configuration:
+/// one frontend with `frontend`'s lines in front of `o`.
+fn x_headers_through_both(frontend: &str, o: &Origin, requests: &[String]) -> [Vec<String>; 2] {
     assert!(
         have("haproxy"),
         "haproxy is required (the README's test command installs it)"
     );
-    let o = origin("echo");
-    let frontend = "  http-request set-header X-Missing \"%[req.hdr(nothere)]\"\n  http-request set-header X-Empty \"%[req.hdr(empty)]\"\n  http-request set-header X-Mixed \"a=%[req.hdr(nothere)];b\"\n  http-request set-header X-Field \"%[str(a:b),field(3,:)]\"\n  http-request set-header X-Field-Found found if { str(a:b),field(3,:) -m found }\n  http-request set-header X-Word-Found found if { str(a:b),word(3,:) -m found }\n  http-request set-header X-Url \"%[url,url_dec]\"\n  http-request set-header X-Url-Form \"%[url,url_dec(1)]\"\n  http-request set-header X-Url-Bad \"%[str(a%zz),url_dec]\"\n";
-    let raw =
-        "GET /p+q?echo=1&x=a+b%20c HTTP/1.1\r\nHost: t\r\nEmpty:\r\nConnection: close\r\n\r\n";
-    let mut seen = Vec::new();
-    for name in ["haproxy", "percore"] {
+    ["haproxy", "percore"].map(|name| {
         let port = free_port();
         let text = format!(
             "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontend}  default_backend be\n\nbackend be\n  server s {}\n",
@@ -766,27 +759,39 @@ fn samples_in_header_values_as_in_haproxy() {
         } else {
             _p = Percore::start(&text, port);
         }
-        let (_, head) = echoed(port, raw);
-        let lines: Vec<String> = head
-            .lines()
-            .map(str::to_ascii_lowercase)
-            .filter(|l| l.starts_with("x-"))
-            .collect();
-        seen.push(lines);
-    }
-    assert_eq!(seen[1], seen[0], "percore, then haproxy");
-    assert!(seen[1].contains(&"x-url: /p+q?echo=1&x=a b c".to_string()));
-    assert!(seen[1].contains(&"x-word-found: found".to_string()));
+        requests
+            .iter()
+            .flat_map(|raw| {
+                let (_, head) = echoed(port, raw);
+                head.lines()
+                    .map(str::to_ascii_lowercase)
+                    .filter(|l| l.starts_with("x-"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+}
+
+/// Samples in header values answer as haproxy 2.6's do (#17): a missing or empty
+/// sample writes nothing (not `-`, which is for log lines); `field` past the last
+/// field has no sample while `word` has an empty one; `url_dec` turns `+` into a
+/// space after the `?` (everywhere with `url_dec(1)`) and fails on a bad escape.
+#[test]
+fn samples_in_header_values_as_in_haproxy() {
+    let o = origin("echo");
+    let frontend = "  http-request set-header X-Missing \"%[req.hdr(nothere)]\"\n  http-request set-header X-Empty \"%[req.hdr(empty)]\"\n  http-request set-header X-Mixed \"a=%[req.hdr(nothere)];b\"\n  http-request set-header X-Field \"%[str(a:b),field(3,:)]\"\n  http-request set-header X-Field-Found found if { str(a:b),field(3,:) -m found }\n  http-request set-header X-Word-Found found if { str(a:b),word(3,:) -m found }\n  http-request set-header X-Url \"%[url,url_dec]\"\n  http-request set-header X-Url-Form \"%[url,url_dec(1)]\"\n  http-request set-header X-Url-Bad \"%[str(a%zz),url_dec]\"\n";
+    let raw =
+        "GET /p+q?echo=1&x=a+b%20c HTTP/1.1\r\nHost: t\r\nEmpty:\r\nConnection: close\r\n\r\n";
+    let [theirs, ours] = x_headers_through_both(frontend, &o, &[raw.to_string()]);
+    assert_eq!(ours, theirs, "percore, then haproxy");
+    assert!(ours.contains(&"x-url: /p+q?echo=1&x=a b c".to_string()));
+    assert!(ours.contains(&"x-word-found: found".to_string()));
 }
 
 /// `map_regm` puts the matching key's captures into the value (`\1`, `\2`), as
 /// haproxy 2.6 does (#17); `map_reg` keeps the value as written.
 #[test]
 fn map_regm_substitutes_captures_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
     let o = origin("echo");
     let map = temp_path("regm.map");
     std::fs::write(
@@ -798,35 +803,15 @@ fn map_regm_substitutes_captures_as_in_haproxy() {
     let frontend = format!(
         "  http-request set-header X-Regm \"%[path,map_regm({map},none)]\"\n  http-request set-header X-Reg \"%[path,map_reg({map},none)]\"\n"
     );
-    let mut seen = Vec::new();
-    for name in ["haproxy", "percore"] {
-        let port = free_port();
-        let text = format!(
-            "global\n  nbthread 1\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n{frontend}  default_backend be\n\nbackend be\n  server s {}\n",
-            o.addr
-        );
-        let (_h, _p);
-        if name == "haproxy" {
-            _h = Haproxy::start(&text, port);
-        } else {
-            _p = Percore::start(&text, port);
-        }
-        let mut lines = Vec::new();
-        for path in ["/u/bob/42?echo=1", "/v/x?echo=1", "/w?echo=1"] {
-            let (_, head) = echoed(port, &req(path, "t"));
-            lines.extend(
-                head.lines()
-                    .map(str::to_ascii_lowercase)
-                    .filter(|l| l.starts_with("x-reg")),
-            );
-        }
-        seen.push(lines);
-    }
-    assert_eq!(seen[1], seen[0], "percore, then haproxy");
+    let requests: Vec<String> = ["/u/bob/42?echo=1", "/v/x?echo=1", "/w?echo=1"]
+        .iter()
+        .map(|path| req(path, "t"))
+        .collect();
+    let [theirs, ours] = x_headers_through_both(&frontend, &o, &requests);
+    assert_eq!(ours, theirs, "percore, then haproxy");
     assert!(
-        seen[1].contains(&"x-regm: user=bob,id=42".to_string()),
-        "{:?}",
-        seen[1]
+        ours.contains(&"x-regm: user=bob,id=42".to_string()),
+        "{ours:?}"
     );
 }
 

@@ -277,26 +277,13 @@ impl<'a> Session<'a> {
     pub(super) fn edits(&self) -> RequestEdits<'a> {
         let (fe, be) = (self.fe, self.be);
         let (src, dst) = (self.txn.src, self.txn.dst);
-        // As HAProxy combines the frontend's and the backend's options: the header is
-        // added when either asks, unless the address is in either's `except`; the
-        // backend's header name wins; `if-none` holds only when every side that asks
-        // says it (one plain `option forwardfor` adds the header always).
         let ffs = [
             fe.settings.forwardfor.as_ref(),
             be.settings.forwardfor.as_ref(),
         ];
-        let forwarded_for = be
-            .settings
-            .forwardfor
-            .as_ref()
-            .or(fe.settings.forwardfor.as_ref());
-        let forwarded_for = forwarded_for
-            .filter(|_| {
-                !ffs.iter()
-                    .flatten()
-                    .any(|f| f.except.is_some_and(|n| n.contains(src.ip())))
-            })
-            .map(|f| {
+        let forwarded_for =
+            combined(ffs, |f| f.except.is_some_and(|n| n.contains(src.ip()))).map(|f| {
+                // `if-none` holds only when every side that asks says it.
                 let if_none = ffs.iter().flatten().all(|f| f.if_none);
                 (f.header.as_str(), src.ip(), if_none)
             });
@@ -304,17 +291,7 @@ impl<'a> Session<'a> {
             fe.settings.originalto.as_ref(),
             be.settings.originalto.as_ref(),
         ];
-        let original_to = be
-            .settings
-            .originalto
-            .as_ref()
-            .or(fe.settings.originalto.as_ref());
-        let original_to = original_to
-            .filter(|_| {
-                !ots.iter()
-                    .flatten()
-                    .any(|o| o.except.is_some_and(|n| n.contains(dst.ip())))
-            })
+        let original_to = combined(ots, |o| o.except.is_some_and(|n| n.contains(dst.ip())))
             .map(|o| (o.header.as_str(), dst.ip()));
         RequestEdits {
             forwarded_for,
@@ -322,4 +299,15 @@ impl<'a> Session<'a> {
             close_server: self.close_server,
         }
     }
+}
+
+/// The `option forwardfor` or `option originalto` a frontend/backend pair applies, as
+/// HAProxy combines the two: the header is added when either side asks, unless
+/// `excepted` holds for either side's option; the backend's option (its header name)
+/// wins.
+fn combined<T>(sides: [Option<&T>; 2], excepted: impl Fn(&T) -> bool) -> Option<&T> {
+    if sides.iter().flatten().any(|o| excepted(o)) {
+        return None;
+    }
+    sides[1].or(sides[0])
 }
