@@ -30,6 +30,11 @@ impl Vars {
         self.list.retain(|(n, _)| n != name);
     }
 
+    /// Whether no variable is set.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     /// Forgets the variables of a finished transaction: all but the `sess` ones.
     pub fn end_transaction(&mut self) {
         self.list.retain(|(n, _)| n.scope == VarScope::Sess);

@@ -26,7 +26,7 @@ use crate::core::Core;
 use crate::http::body::Framing;
 use crate::http::head::{finish_request, Limits};
 use crate::http::message;
-use crate::io::{linger, shutdown_write, wait_readable, Deadline, IoFail, Watchdog};
+use crate::io::{idle_until_readable, linger, shutdown_write, Deadline, IoFail, Watchdog};
 use crate::log::record::{Cause, Phase, Record};
 use crate::plan::{Backend, BackendId, Frontend};
 use crate::pool::{ServerKey, ServerStream};
@@ -118,15 +118,35 @@ struct Kept {
     client: TcpStream,
     origin: Origin,
     accepted: Instant,
+    log: Option<Box<Record>>,
+    requests: u64,
+    /// What few connections have, boxed apart so that the others do not carry room
+    /// for it while they idle.
+    extras: Option<Box<Extras>>,
+}
+
+/// What a connection keeps between requests only when it has it.
+#[derive(Default)]
+struct Extras {
     /// The variables (those of the session scope outlive a transaction).
     vars: Vars,
     /// The PROXY protocol TLVs the connection came with.
     proxy_tlvs: Vec<(u8, Vec<u8>)>,
     /// What the connection's TCP rules set for its first transaction's log line.
     log_level: Option<LogLevel>,
-    log: Option<Box<Record>>,
+    /// A server connection kept for this client only.
     private: Option<(ServerKey, ServerStream)>,
-    requests: u64,
+}
+
+impl Extras {
+    /// The extras worth keeping, if any.
+    fn of(extras: Extras) -> Option<Box<Extras>> {
+        let empty = extras.vars.is_empty()
+            && extras.proxy_tlvs.is_empty()
+            && extras.log_level.is_none()
+            && extras.private.is_none();
+        (!empty).then(|| Box::new(extras))
+    }
 }
 
 impl Kept {
@@ -146,16 +166,18 @@ impl Kept {
                 dst: txn.dst,
             },
             accepted,
-            vars: txn.vars,
-            proxy_tlvs: txn.proxy_tlvs,
-            log_level: txn.log_level,
             log: fe.log.records().then(|| {
                 let mut rec = Box::new(Record::new(accepted));
                 rec.t_handshake = rec.now();
                 rec
             }),
-            private: None,
             requests: 0,
+            extras: Extras::of(Extras {
+                vars: txn.vars,
+                proxy_tlvs: txn.proxy_tlvs,
+                log_level: txn.log_level,
+                private: None,
+            }),
         });
         (kept, Start::Read(cbuf))
     }
@@ -192,8 +214,7 @@ pub async fn serve(core: &Core, fe: &Frontend, conn: Box<Accepted>) {
             return;
         };
         let idle = session.into_kept();
-        let mut wd = Watchdog::default();
-        let woke = wait_readable(&idle.client, wd.until(until)).await;
+        let woke = idle_until_readable(&idle.client, until).await;
         (kept, start) = (idle, Start::Woke(woke));
     }
 }
@@ -234,13 +255,16 @@ impl<'a> Session<'a> {
             client,
             origin,
             accepted,
+            log,
+            requests,
+            extras,
+        } = *kept;
+        let Extras {
             vars,
             proxy_tlvs,
             log_level,
-            log,
             private,
-            requests,
-        } = *kept;
+        } = extras.map(|e| *e).unwrap_or_default();
         let txn = TxnState {
             vars,
             proxy_tlvs,
@@ -299,12 +323,14 @@ impl<'a> Session<'a> {
             client,
             origin,
             accepted,
-            vars: txn.vars,
-            proxy_tlvs: txn.proxy_tlvs,
-            log_level: txn.log_level,
             log,
-            private,
             requests,
+            extras: Extras::of(Extras {
+                vars: txn.vars,
+                proxy_tlvs: txn.proxy_tlvs,
+                log_level: txn.log_level,
+                private,
+            }),
         })
     }
 
