@@ -614,8 +614,9 @@ fn retry_on_sends_failed_requests_again_as_in_haproxy() {
 
 /// The idle-connection policy keeps what concurrent keep-alive clients need: ten
 /// clients making twenty requests each at once open not many more than ten server
-/// connections (haproxy: 10 to 17), not one per request (168 before the estimate of
-/// the need rose at once).
+/// connections (haproxy: 10 to 13), not one per request (168 before the estimate of
+/// the need rose at once; up to 32 on a busy machine while a connection stopped
+/// counting as used before it was back in the pool).
 #[test]
 fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
     assert!(
@@ -644,7 +645,7 @@ fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
         }
         let opened = origin.stats.connections.load(Ordering::Relaxed);
         assert!(
-            opened <= 30,
+            opened <= 20,
             "{name} opened {opened} server connections for 200 requests"
         );
     }

@@ -57,11 +57,14 @@ impl<'p> Slot<'p> {
 
     /// Gives the slot back as soon as the server has sent its whole response, before
     /// the client is sent the last of it: a client that reads its response and sends
-    /// its next request at once then finds the server free, on any executor.
+    /// its next request at once then finds the server free, on any executor. The
+    /// connection still counts in this core's use of the server until the slot is
+    /// dropped, once the connection is back in the idle pool or closed, as HAProxy
+    /// counts a connection used until it joins an idle list: otherwise the pool's
+    /// estimate of the need misses the connections between the two, and keeps too few.
     pub fn release(&self) {
         if self.held.replace(false) {
             self.server.inflight.fetch_sub(1, Ordering::Relaxed);
-            self.uses.give_back();
         }
     }
 }
@@ -69,6 +72,7 @@ impl<'p> Slot<'p> {
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.release();
+        self.uses.give_back();
     }
 }
 

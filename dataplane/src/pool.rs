@@ -145,17 +145,17 @@ impl Pool {
         None
     }
 
-    /// Gives back a connection whose request is complete (its slot already given back),
-    /// keeping it for reuse if the policy allows, closing it otherwise. `clients` is the
-    /// process's client connections, for the descriptors in use.
+    /// Gives back a connection whose request is complete (its slot not yet dropped, so
+    /// that it still counts as used, as in HAProxy), keeping it for reuse if the policy
+    /// allows, closing it otherwise. `clients` is the process's client connections, for
+    /// the descriptors in use.
     pub fn put(&self, key: ServerKey, sp: &ServerPlan, stream: ServerStream, clients: usize) {
         let Some(server) = self.servers.get(key.0).and_then(|b| b.get(key.1)) else {
             return;
         };
         let mut list = server.idle.borrow_mut();
         let in_use = fds::in_use(clients);
-        // The connection given back still counts as used, as in HAProxy.
-        let used = server.uses.used.get() + 1;
+        let used = server.uses.used.get();
         let kept = list.len() as u32;
         let within_need = || {
             in_use < self.budget.low

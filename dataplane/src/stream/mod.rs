@@ -513,7 +513,7 @@ impl<'a> Session<'a> {
                     let ServerConn {
                         stream, key, slot, ..
                     } = server;
-                    drop(slot);
+                    slot.release();
                     // Logged once the server slot is given back: `%bc` and `%sc` do not
                     // count this request any more, as in HAProxy.
                     self.conclude(None, Cause::Normal, Phase::Done, 0);
@@ -529,6 +529,7 @@ impl<'a> Session<'a> {
                     } else {
                         stream.discard();
                     }
+                    drop(slot);
                     if !x.client_reusable || close_client {
                         shutdown_write(&self.client);
                         return Ended::Closed;
