@@ -203,11 +203,14 @@ const PORTS: [u16; 4] = [HTTP_PORT, TCP_PORT, IDLE_PORT, ORIGIN_PORT];
 
 /// A port something already listens on. A proxy or origin left running there would
 /// share the comparison's connections (they listen with SO_REUSEPORT) and skew every
-/// row without a sign.
+/// row without a sign. Asked by connecting, not by binding: the last run's closing
+/// connections keep its ports from a plain bind for up to a minute, though nothing
+/// listens any more.
 fn busy_port() -> Option<u16> {
-    PORTS
-        .into_iter()
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_err())
+    PORTS.into_iter().find(|p| {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *p));
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+    })
 }
 
 fn pin_to(cpu: usize) {
