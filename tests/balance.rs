@@ -80,10 +80,7 @@ fn agree_on(balance: &str, paths: &[Req]) {
 /// Sends the same requests through haproxy and percore, both reading the same config
 /// with four servers carrying `options`, and compares the servers they land on.
 fn agree_with_servers(balance: &str, options: [&str; 4], paths: &[Req]) {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let origins = [origin("s0"), origin("s1"), origin("s2"), origin("s3")];
     let named: Vec<(&str, &Origin, &str)> = vec![
         ("s0", &origins[0], options[0]),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{have, percore_bin, run_percore, write_config};
+use common::{percore_bin, require_haproxy, run_percore, write_config};
 
 use std::path::{Path, PathBuf};
 
@@ -352,7 +352,7 @@ fn never_panics_on_mangled_seeds() {
 /// variables processed, as haproxy does (#17).
 #[test]
 fn condition_expressions_are_read_as_if_lines_as_in_haproxy() {
-    assert!(have("haproxy"), "haproxy is required");
+    require_haproxy();
     let cases = [
         ("streq(foo,'foo')", Some(0)),
         ("streq(foo,\"bar\")", Some(1)),

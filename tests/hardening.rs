@@ -28,10 +28,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// closes the rest once the load is gone.
 #[test]
 fn idle_server_connections_neither_pile_up_nor_stay() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let config = |port: u16, origin: &Origin| {
         format!(
             "global\n  maxconn 100\n  nbthread 2\n\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\nbackend be\n  server s {} pool-purge-delay 1s\n",
@@ -123,10 +120,7 @@ fn paced_upload(
 /// silent past the timeout still gets 504.
 #[test]
 fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let o = origin("slow-upload");
     let config = |port: u16| {
         format!(
@@ -162,10 +156,7 @@ fn slow_uploads_outlive_timeout_server_as_in_haproxy() {
 /// server`, so a 3 s upload through `timeout server 1s` gets 504, as with haproxy.
 #[test]
 fn independent_streams_time_the_server_alone_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let o = origin("independent");
     let config = |port: u16| {
         format!(
@@ -330,10 +321,7 @@ fn dechunk(body: &str) -> (String, String) {
 /// has several spellings: refused, or forwarded in one canonical form, as haproxy does.
 #[test]
 fn requests_are_refused_or_normalized_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let (theirs, ours) = (Scripted::start(&[]), Scripted::start(&[]));
     let config = |port: u16, origin: &Scripted| {
         format!(
@@ -384,10 +372,7 @@ fn requests_are_refused_or_normalized_as_in_haproxy() {
 /// unsolicited `101` followed by a smuggled response, or a status below 100.
 #[test]
 fn responses_are_refused_or_normalized_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     static ANSWERS: &[(&str, &[u8])] = &[
         ("/cl-te", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         ("/cl-list", b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"),
@@ -537,10 +522,7 @@ fn check_refuses_configs_that_cannot_start_or_read_too_much() {
 /// takes long.
 #[test]
 fn a_dead_server_costs_no_turn_around_with_redispatch() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let live = origin("live");
     let dead = free_addr();
     let config = |port: u16| {
@@ -572,10 +554,7 @@ fn a_dead_server_costs_no_turn_around_with_redispatch() {
 /// haproxy.
 #[test]
 fn retry_on_sends_failed_requests_again_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     static SILENT: &[(&str, &[u8])] = &[("/", b"")];
     static BUSY: &[(&str, &[u8])] = &[("/", b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy")];
     let good = origin("good");
@@ -619,10 +598,7 @@ fn retry_on_sends_failed_requests_again_as_in_haproxy() {
 /// counting as used before it was back in the pool).
 #[test]
 fn keep_alive_clients_reuse_server_connections_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let (theirs, ours) = (origin("haproxy-reuse"), origin("percore-reuse"));
     let (hport, pport) = (free_port(), free_port());
     let _haproxy = Haproxy::start(&http_config(hport, "", "", &[theirs.addr]), hport);
@@ -724,10 +700,7 @@ fn requests_in_flight_wait_for_their_server_without_a_buffer() {
 /// for a retry, by either proxy: the client gets the failure.
 #[test]
 fn retry_on_sends_requests_with_a_body_again_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     static SILENT: &[(&str, &[u8])] = &[("/", b"")];
     let good = origin("good");
     let silent = Scripted::start(SILENT);

@@ -228,10 +228,7 @@ fn normalized(m: &str, http: bool) -> String {
 /// traffic: cookie states, `<NOSRV>`, termination codes, captures and quoting.
 #[test]
 fn httplog_and_tcplog_lines_match_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let o = origin("o");
     let dead = free_port();
     let syslog = Syslog::start();

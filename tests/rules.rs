@@ -743,10 +743,7 @@ fn tcp_content_rules_run_for_each_request() {
 /// through haproxy and then through percore, each started on the same configuration:
 /// one frontend with `frontend`'s lines in front of `o`.
 fn x_headers_through_both(frontend: &str, o: &Origin, requests: &[String]) -> [Vec<String>; 2] {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     ["haproxy", "percore"].map(|name| {
         let port = free_port();
         let text = format!(
@@ -822,10 +819,7 @@ fn map_regm_substitutes_captures_as_in_haproxy() {
 /// already in the request, against haproxy.
 #[test]
 fn forwardfor_combines_frontend_and_backend_as_in_haproxy() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let o = origin("echo");
     let settings = [
         "",

@@ -247,10 +247,7 @@ fn accept_proxy_v1_and_v2_split_or_whole() {
 
 #[test]
 fn interop_with_haproxy_proxy_protocol() {
-    assert!(
-        have("haproxy"),
-        "haproxy is required (the README's test command installs it)"
-    );
+    require_haproxy();
     let o = origin("o");
     // haproxy -> percore: haproxy sends v2, percore accepts it.
     let percore_port = free_port();

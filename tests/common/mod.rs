@@ -284,6 +284,15 @@ pub fn http_config(
     s
 }
 
+/// Fails the test unless haproxy is on the PATH: a test that compares percore with
+/// haproxy must not pass without one (the README's test command installs it).
+pub fn require_haproxy() {
+    assert!(
+        have("haproxy"),
+        "haproxy is required (the README's test command installs it)"
+    );
+}
+
 /// Whether a program is on the PATH.
 pub fn have(program: &str) -> bool {
     Command::new("sh")
