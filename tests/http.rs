@@ -595,6 +595,49 @@ fn sigusr1_finishes_in_flight_requests_then_exits() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
+/// A soft stop closes the connections that wait for their next request at once, as
+/// haproxy 2.6 does: the process exits without waiting for their clients' timeout.
+#[test]
+fn sigusr1_closes_idle_keep_alive_connections_as_in_haproxy() {
+    require_haproxy();
+    let o = origin("o");
+    for proxy in ["haproxy", "percore"] {
+        let port = free_port();
+        let config = http_config(port, "", "", &[o.addr]);
+        let (mut h, mut p);
+        let child: &mut std::process::Child = if proxy == "haproxy" {
+            h = Haproxy::start(&config, port);
+            &mut h.0
+        } else {
+            p = Percore::start(&config, port);
+            &mut p.child
+        };
+        let mut s = connect(port);
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut s, false).status, 200, "{proxy}");
+        // Past percore's grace period, so that the connection is idle, not busy.
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(
+            matches!(s.read(&mut buf), Ok(0)),
+            "{proxy} did not close the idle connection"
+        );
+        assert!(asked.elapsed() < Duration::from_secs(2), "{proxy}");
+        let exited = Instant::now() + Duration::from_secs(5);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < exited,
+                "{proxy} did not exit after SIGUSR1"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A server that answers one request per connection with keep-alive, then closes the
 /// connection 50 ms later without a word: the stale-pooled-connection case.
 fn forgetful_server() -> std::net::SocketAddr {

@@ -4,6 +4,7 @@
 use crate::balance::{RoundRobin, ServerMap};
 use crate::fds::Budget;
 use crate::health::WARM;
+use crate::idle::IdleSet;
 use crate::pipe::PipePool;
 use crate::plan::{Backend, Plan};
 use crate::pool::Pool;
@@ -39,6 +40,8 @@ pub struct Core {
     pub log_bufs: RefCell<(Vec<u8>, Vec<u8>)>,
     /// Response waits that hold a read buffer now (at most [`BUFFERED_WAITS`]).
     buffered_waits: Cell<usize>,
+    /// HTTP client connections waiting for their next request.
+    pub idle: IdleSet,
 }
 
 /// How many requests on one core may wait for their server's response with a read
@@ -86,6 +89,7 @@ impl Core {
             process_conns,
             log_bufs: RefCell::default(),
             buffered_waits: Cell::new(0),
+            idle: IdleSet::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod core;
 pub mod fds;
 pub mod health;
 pub mod http;
+pub mod idle;
 pub mod inspect;
 pub mod io;
 pub mod listener;

@@ -10,7 +10,7 @@ use crate::plan::{Frontend, Plan};
 use crate::proxy_protocol;
 use crate::rules::http::{Env, TxnState};
 use crate::rules::{rejects, switch_backend};
-use crate::stream::Accepted;
+use crate::stream::{Accepted, Resume};
 use compio::net::TcpStream;
 use futures_channel::oneshot;
 use percore_config::{Bind, Mode};
@@ -189,6 +189,8 @@ async fn executor(
     });
     // Idle server connections beyond the recent need are closed in steps.
     let _purging = compio::runtime::spawn(crate::pool::purge_loop(core.clone()));
+    // Idle HTTP connections wait here, all in one task.
+    let watching = compio::runtime::spawn(crate::idle::watch(core.clone()));
     // This executor's share of the health and agent checks: servers are dealt out in
     // turn, and a server's agent runs beside its health checks.
     let owned = plan.backends.iter().enumerate().flat_map(|(b, be)| {
@@ -219,6 +221,8 @@ async fn executor(
     let _ = stopped.await;
     drop(accepting);
     drop(checking);
+    core.idle.close();
+    drop(watching);
     while core.active.get() > 0 {
         compio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -299,9 +303,11 @@ fn unix_as_tcp(s: compio::net::UnixStream) -> std::io::Result<TcpStream> {
 
 /// Counts a client connection against the limits from its accept to its close. Taken
 /// before the next accept, so that a limit is seen as soon as it is reached.
-struct ConnGuard {
-    core: Rc<Core>,
-    fi: usize,
+pub struct ConnGuard {
+    /// The executor the connection lives on.
+    pub core: Rc<Core>,
+    /// Its frontend.
+    pub fi: usize,
 }
 
 impl ConnGuard {
@@ -377,22 +383,15 @@ async fn handle(guard: ConnGuard, bi: usize, client: TcpStream, mut origin: Orig
     match fe.mode {
         Mode::Http => {
             // A task of its own, which this one hands the connection to and ends: an
-            // idle connection then costs the session's future alone, not also this
-            // accept-time future waiting on it.
-            let fi = guard.fi;
+            // idle connection then costs what it keeps, not also this accept-time
+            // future waiting on it.
             let conn = Box::new(Accepted {
                 client,
                 cbuf: buf,
                 accepted,
                 txn,
             });
-            let serving = async move {
-                let core = guard.core.clone();
-                let plan = core.plan.clone();
-                crate::stream::serve(&core, &plan.frontends[fi], conn).await;
-                drop(guard);
-            };
-            compio::runtime::spawn(serving).detach();
+            compio::runtime::spawn(crate::idle::serve(guard, Resume::New(conn))).detach();
         }
         Mode::Tcp => {
             let mut cx = env.context(&txn, &[], &[]);

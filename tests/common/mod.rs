@@ -303,7 +303,7 @@ pub fn have(program: &str) -> bool {
 
 /// A running haproxy (Debian's 2.6, installed by the test command) on a config, killed
 /// when dropped, also when the test fails.
-pub struct Haproxy(Child);
+pub struct Haproxy(pub Child);
 
 impl Haproxy {
     /// Starts haproxy in the foreground on `config` and waits for `port`.

@@ -183,40 +183,66 @@ impl Kept {
     }
 }
 
-/// Serves one client connection in HTTP mode until it closes. The connection comes
-/// boxed and is moved out at once: an async function keeps its arguments for its whole
-/// life, so unboxed they would take room twice in every idle connection's future.
-/// Between requests the session is set aside (`Kept`) and only the wait for the
-/// client's next bytes remains; the busy session is boxed, so that the idle
-/// connection's future is small.
-pub async fn serve(core: &Core, fe: &Frontend, conn: Box<Accepted>) {
+/// Where a client connection's HTTP service starts: freshly accepted, or back from
+/// an idle wait.
+pub enum Resume {
+    /// A new connection, as the accept path hands it over.
+    New(Box<Accepted>),
+    /// A parked connection, and how its wait ended.
+    Woke(Idle, Result<(), IoFail>),
+}
+
+/// An HTTP client connection between requests: what it keeps, and until when it may
+/// stay silent. It holds no buffer and no session.
+pub struct Idle {
+    kept: Box<Kept>,
+    until: Deadline,
+}
+
+impl Idle {
+    /// Waits until the client speaks or leaves (`Ok`), or the deadline passes.
+    pub async fn wait(&self) -> Result<(), IoFail> {
+        idle_until_readable(&self.kept.client, self.until).await
+    }
+}
+
+/// Serves a client connection in HTTP mode until it closes (`None`) or goes idle. The
+/// busy session is boxed, and set aside (`Kept`) when it ends idle, so that an idle
+/// connection holds only what it keeps.
+pub async fn serve(core: &Core, fe: &Frontend, from: Resume) -> Option<Idle> {
     // The backend is chosen per request; this is where sessions start.
     let be_id = fe.default_backend.unwrap_or(0);
-    let Some(be) = core.plan.backends.get(be_id) else {
-        // Boxed: a rare path that would otherwise enlarge every session's future.
-        let refusing = Box::pin(async move {
-            send_error(&conn.client, 503, &[&fe.settings.errors]).await;
-            linger(&conn.client).await;
-        });
-        return refusing.await;
+    let (kept, start) = match from {
+        Resume::New(conn) => {
+            if core.plan.backends.get(be_id).is_none() {
+                // Boxed: a rare path that would otherwise enlarge every session's future.
+                let refusing = Box::pin(async move {
+                    send_error(&conn.client, 503, &[&fe.settings.errors]).await;
+                    linger(&conn.client).await;
+                });
+                refusing.await;
+                return None;
+            }
+            Kept::new(fe, conn)
+        }
+        Resume::Woke(idle, woke) => (idle.kept, Start::Woke(woke)),
     };
-    let (mut kept, mut start) = Kept::new(fe, conn);
-    loop {
-        // The session and its requests' future are boxed apart: an async function
-        // taking the session by value would hold it twice (its argument and its
-        // local), 0.8 KiB more for every request in flight.
-        let mut session = Box::new(Session::resume(core, fe, (be_id, be), kept, start));
-        let ended = {
-            let busy = Box::pin(session.serve_requests());
-            busy.await
-        };
-        let Ended::Idle(until) = ended else {
-            return;
-        };
-        let idle = session.into_kept();
-        let woke = idle_until_readable(&idle.client, until).await;
-        (kept, start) = (idle, Start::Woke(woke));
-    }
+    let be = core.plan.backends.get(be_id)?;
+    // The session and its requests' future are boxed apart: an async function taking
+    // the session by value would hold it twice (its argument and its local), 0.8 KiB
+    // more for every request in flight.
+    let mut session = Box::new(Session::resume(core, fe, (be_id, be), kept, start));
+    let ended = {
+        let busy = Box::pin(session.serve_requests());
+        busy.await
+    };
+    let Ended::Idle(until) = ended else {
+        return None;
+    };
+    Some(Idle {
+        kept: session.into_kept(),
+        until,
+    })
 }
 
 /// How a session's run of requests ended.
