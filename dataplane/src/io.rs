@@ -228,30 +228,15 @@ pub async fn wait_readable(s: &TcpStream, wd: &mut Watchdog) -> Result<(), IoFai
     Ok(())
 }
 
-/// Waits, holding no buffer, until `s` has something to read (or is closed), or until
-/// `until`: the whole of what an idle client connection does. Smaller than
-/// [`wait_readable`] under a [`Watchdog`], whose timer lives in a box of its own to
-/// serve many steps: the one timer here lives in this future.
-pub async fn idle_until_readable(s: &TcpStream, until: Deadline) -> Result<(), IoFail> {
+/// Waits, holding no buffer and no timer, until `s` has something to read or is
+/// closed: what an idle client connection does (its deadline is kept apart, see
+/// `idle::Clock`).
+pub async fn readable(s: &TcpStream) -> Result<(), IoFail> {
     use compio::driver::op::{Interest, PollOnce};
     use compio::driver::ToSharedFd;
-    use futures_util::future::{select, Either};
-    let polled = std::pin::pin!(compio::runtime::submit(PollOnce::new(
-        s.to_shared_fd(),
-        Interest::Readable
-    )));
-    let Some(at) = until else {
-        polled.await.0?;
-        return Ok(());
-    };
-    let timer = std::pin::pin!(compio::time::sleep_until(at));
-    match select(polled, timer).await {
-        Either::Left((done, _)) => {
-            done.0?;
-            Ok(())
-        }
-        Either::Right(_) => Err(IoFail::Timeout),
-    }
+    let op = PollOnce::new(s.to_shared_fd(), Interest::Readable);
+    compio::runtime::submit(op).await.0?;
+    Ok(())
 }
 
 /// Writes `buf[range]` entirely.

@@ -26,7 +26,7 @@ use crate::core::Core;
 use crate::http::body::Framing;
 use crate::http::head::{finish_request, Limits};
 use crate::http::message;
-use crate::io::{idle_until_readable, linger, shutdown_write, Deadline, IoFail, Watchdog};
+use crate::io::{linger, shutdown_write, Deadline, IoFail, Watchdog};
 use crate::log::record::{Cause, Phase, Record};
 use crate::plan::{Backend, BackendId, Frontend};
 use crate::pool::{ServerKey, ServerStream};
@@ -200,9 +200,14 @@ pub struct Idle {
 }
 
 impl Idle {
-    /// Waits until the client speaks or leaves (`Ok`), or the deadline passes.
-    pub async fn wait(&self) -> Result<(), IoFail> {
-        idle_until_readable(&self.kept.client, self.until).await
+    /// The client.
+    pub fn client(&self) -> &TcpStream {
+        &self.kept.client
+    }
+
+    /// Until when the client may stay silent.
+    pub fn until(&self) -> Deadline {
+        self.until
     }
 }
 
