@@ -16,11 +16,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Returns the calling thread's freed memory to the system: mimalloc otherwise keeps
 /// pages freed by a thread until that thread allocates again, so the buffers of
-/// connections gone idle would stay resident on an idle executor.
+/// connections gone idle would stay resident on an idle executor. Forced: without it,
+/// pages whose purge was scheduled (mimalloc waits 10 ms before giving a freed page
+/// back) were sometimes still resident seconds later, and 9000 idle connections kept
+/// 2.4-2.8 KiB each instead of 0.5 (perf/RESULTS.md, eighth session).
 fn trim() {
     // SAFETY: `mi_collect` only touches the calling thread's heap; no argument is a
     // pointer.
-    unsafe { libmimalloc_sys::mi_collect(false) }
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 fn main() -> ExitCode {
